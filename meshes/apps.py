@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MeshesConfig(AppConfig):
+    name = "meshes"
+    verbose_name = "Meshes"

@@ -1,0 +1,228 @@
+"""Meshes, their members, invites, API keys and the hash-chained audit log."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from meshes.keyvault import open_secret
+from protocol.ids import new_id
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    MEMBER = "member", "Member"
+
+
+MANAGER_ROLES = (Role.OWNER, Role.ADMIN)
+
+
+class Mesh(models.Model):
+    """The trust boundary. The id is the identity; the slug is cosmetic and not unique."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    name = models.CharField(max_length=80)
+    slug = models.CharField(max_length=40)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_meshes")
+    owner_pubkey = models.CharField(max_length=64, editable=False)
+    # Sealed with meshes.keyvault; never rendered, never logged.
+    owner_secret_key_sealed = models.TextField(editable=False)
+    root_key_sealed = models.TextField(editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "-created_at"], name="mesh_owner_created_idx")]
+        verbose_name_plural = "meshes"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id[:8]})"
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
+
+    def owner_secret_hex(self) -> str:
+        return open_secret(self.owner_secret_key_sealed)
+
+    def root_key_b64url(self) -> str:
+        return open_secret(self.root_key_sealed)
+
+
+class Member(models.Model):
+    """A peer identity in a mesh (an ed25519 pubkey), optionally linked to a dashboard user."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    mesh = models.ForeignKey(Mesh, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="memberships"
+    )
+    # Null for dashboard-only members and for v2 claims that did not bind an ed25519 key.
+    pubkey = models.CharField(max_length=64, null=True, blank=True)
+    display_name = models.CharField(max_length=100)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    role_tag = models.CharField(max_length=64, blank=True, default="")
+    default_groups = models.JSONField(default=list, blank=True)
+    message_mode = models.CharField(max_length=16, default="push")
+    peer_grants = models.JSONField(default=dict, blank=True)
+    invite = models.ForeignKey("Invite", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    joined_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mesh", "pubkey"], condition=Q(revoked_at__isnull=True), name="member_live_pubkey_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["mesh", "user"],
+                condition=Q(revoked_at__isnull=True, user__isnull=False, pubkey__isnull=True),
+                name="member_live_dashboard_user_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["mesh", "user"], name="member_mesh_user_idx"),
+            models.Index(fields=["mesh", "revoked_at"], name="member_mesh_revoked_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.id[:8]})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role in MANAGER_ROLES
+
+    @property
+    def wire_role(self) -> str:
+        """The v0.1 wire knows admin/member; the owner is an admin there."""
+        return Role.MEMBER if self.role == Role.MEMBER else Role.ADMIN
+
+
+class Invite(models.Model):
+    """A join capability minted in both forms: a v1 signed token and a v2 short code."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    mesh = models.ForeignKey(Mesh, on_delete=models.CASCADE, related_name="invites")
+    # The v1 token carries the root key: shown to managers only, never in the admin.
+    token = models.TextField(unique=True, editable=False)
+    token_bytes = models.TextField(editable=False)
+    code = models.CharField(max_length=16, unique=True, null=True, blank=True)
+    role = models.CharField(max_length=16, choices=[(Role.ADMIN, "Admin"), (Role.MEMBER, "Member")])
+    max_uses = models.PositiveIntegerField(default=1)
+    used_count = models.PositiveIntegerField(default=0)
+    preset = models.JSONField(default=dict, blank=True)
+    expires_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_member = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveSmallIntegerField(default=2)
+    capability_v2 = models.TextField(blank=True, default="", editable=False)
+    claimed_by_pubkey = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(used_count__lte=F("max_uses")), name="invite_uses_within_max"),
+            models.CheckConstraint(condition=Q(max_uses__gte=1), name="invite_max_uses_positive"),
+        ]
+        indexes = [models.Index(fields=["mesh", "-created_at"], name="invite_mesh_created_idx")]
+
+    def __str__(self) -> str:
+        return f"invite {self.id[:8]} → {self.mesh_id[:8]}"
+
+    def state(self, now=None) -> str:
+        """One word for lists: active, revoked, expired or exhausted."""
+        now = now or timezone.now()
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at <= now:
+            return "expired"
+        if self.used_count >= self.max_uses:
+            return "exhausted"
+        return "active"
+
+    @property
+    def uses_left(self) -> int:
+        return max(self.max_uses - self.used_count, 0)
+
+
+class ApiKeyCapability(models.TextChoices):
+    SEND = "send", "send"
+    READ = "read", "read"
+    STATE_WRITE = "state_write", "state_write"
+    ADMIN = "admin", "admin"
+
+
+class ApiKey(models.Model):
+    """A bearer credential bounded to one mesh. Only the SHA-256 of the secret is stored."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    mesh = models.ForeignKey(Mesh, on_delete=models.CASCADE, related_name="api_keys")
+    label = models.CharField(max_length=100)
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    secret_prefix = models.CharField(max_length=11, db_index=True, editable=False)
+    capabilities = models.JSONField(default=list)
+    topic_scopes = models.JSONField(null=True, blank=True)
+    issued_by_member = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    issued_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["mesh", "-created_at"], name="api_key_mesh_created_idx")]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.secret_prefix}…)"
+
+    def status(self, now=None) -> str:
+        now = now or timezone.now()
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+    def has_capability(self, capability: str) -> bool:
+        return ApiKeyCapability.ADMIN in self.capabilities or capability in self.capabilities
+
+
+class AuditEvent(models.Model):
+    """Append-only, per-mesh SHA-256 chain over metadata (never message content).
+
+    `(mesh, prev_hash)` is unique, so two writers can never extend the same link: the chain cannot fork.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    mesh = models.ForeignKey(Mesh, on_delete=models.CASCADE, related_name="audit_events")
+    event_type = models.CharField(max_length=64)
+    actor_member_id = models.CharField(max_length=32, null=True, blank=True)
+    actor_display_name = models.CharField(max_length=200, null=True, blank=True)
+    payload = models.JSONField(default=dict)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["mesh", "prev_hash"], name="audit_chain_no_fork")]
+        indexes = [
+            models.Index(fields=["mesh", "id"], name="audit_mesh_id_idx"),
+            models.Index(fields=["created_at"], name="audit_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} #{self.id}"

@@ -1,0 +1,80 @@
+"""Reads. Every query that takes a mesh is bounded to it; visibility rules live here, once."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.paginator import Page, Paginator
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+
+from meshes.actors import Actor
+from meshes.errors import NotFound
+from meshes.models import ApiKey, AuditEvent, Invite, Member, Mesh, Role
+from protocol.ids import is_id_fragment
+
+_ROLE_RANK = Case(
+    When(role=Role.OWNER, then=Value(0)),
+    When(role=Role.ADMIN, then=Value(1)),
+    default=Value(2),
+    output_field=IntegerField(),
+)
+
+
+def meshes_for_user(*, user) -> QuerySet[Mesh]:
+    """Meshes the user owns or belongs to (live membership), newest first, with active member counts."""
+    return (
+        Mesh.objects.filter(Q(owner=user) | Q(members__user=user, members__revoked_at=None))
+        .distinct()
+        .annotate(member_count=Count("members", filter=Q(members__revoked_at=None), distinct=True))
+        .order_by("-created_at")
+    )
+
+
+def actor_for_user(*, mesh_id: str, user, via: str = "dashboard") -> Actor:
+    """The user's strongest live membership of the mesh; NotFound for everyone else (no existence leak)."""
+    if not getattr(user, "is_authenticated", False) or not is_id_fragment(mesh_id):
+        raise NotFound("mesh_not_found", "mesh not found")
+    member = (
+        Member.objects.select_related("mesh", "user")
+        .filter(mesh_id=mesh_id, user=user, revoked_at=None)
+        .order_by(_ROLE_RANK, "joined_at")
+        .first()
+    )
+    if member is None:
+        raise NotFound("mesh_not_found", "mesh not found")
+    return Actor(mesh=member.mesh, member=member, via=via)
+
+
+def actor_for_api_key(*, api_key: ApiKey) -> Actor:
+    return Actor(mesh=api_key.mesh, api_key=api_key, member=None, via="api")
+
+
+def members_for_mesh(*, mesh: Mesh) -> QuerySet[Member]:
+    return Member.objects.filter(mesh=mesh, revoked_at=None).select_related("user").order_by(_ROLE_RANK, "joined_at")
+
+
+def invites_for_mesh(*, mesh: Mesh) -> QuerySet[Invite]:
+    return Invite.objects.filter(mesh=mesh).select_related("created_by").order_by("-created_at")
+
+
+def api_keys_for_mesh(*, mesh: Mesh) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(mesh=mesh).order_by("-created_at")
+
+
+def audit_page(*, mesh: Mesh, page_number) -> Page:
+    events = AuditEvent.objects.filter(mesh=mesh).order_by("-id")
+    return Paginator(events, settings.AUDIT_PAGE_SIZE).get_page(page_number)
+
+
+def invite_links(*, invite: Invite) -> dict[str, str]:
+    """The three shapes a person can share: ic:// (v1), the web join URL (v1) and the short link (v2/code)."""
+    return {
+        "ic": f"ic://join/{invite.token}",
+        "joinUrl": f"{settings.APP_URL}/join/{invite.token}",
+        "shortUrl": f"{settings.APP_URL}/i/{invite.code}",
+    }
+
+
+def invite_by_code(*, code: str) -> Invite | None:
+    if not is_id_fragment(code):
+        return None
+    return Invite.objects.select_related("mesh", "created_by").filter(code=code).first()
