@@ -78,3 +78,20 @@ def invite_by_code(*, code: str) -> Invite | None:
     if not is_id_fragment(code):
         return None
     return Invite.objects.select_related("mesh", "created_by").filter(code=code).first()
+
+
+# --- dashboard pages ------------------------------------------------------------------------------------
+
+
+def invite_by_token(*, token: str) -> Invite | None:
+    """The invite behind a `/join/<token>` link, or None."""
+    if not isinstance(token, str) or not token or len(token) > 4096:
+        return None
+    return Invite.objects.select_related("mesh", "created_by").filter(token=token).first()
+
+
+def live_membership(*, mesh: Mesh, user) -> Member | None:
+    """The user's live membership of the mesh (strongest role first), or None; for public invite pages."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return Member.objects.filter(mesh=mesh, user=user, revoked_at=None).order_by(_ROLE_RANK, "joined_at").first()

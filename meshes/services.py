@@ -563,3 +563,64 @@ def api_key_authenticate(*, secret: Any) -> ApiKey | None:
         key.last_used_at = now
     return key
 
+
+
+# --- staff (Django admin) ------------------------------------------------------------------------------
+# Site staff act outside any mesh membership, so these take the staff user instead of an Actor. They share
+# the member-facing services' effects (idempotent, audited, events after commit) with "via": "admin".
+
+
+def _staff_audit(*, mesh_id: str, staff_user, event_type: str, payload: dict[str, Any]) -> None:
+    audit_append(
+        mesh_id=mesh_id,
+        event_type=event_type,
+        actor_member_id=None,
+        actor_display_name=f"staff {staff_user.get_username()}"[:200],
+        payload={**payload, "via": "admin"},
+    )
+
+
+def _require_staff(staff_user) -> None:
+    if not (getattr(staff_user, "is_active", False) and getattr(staff_user, "is_staff", False)):
+        raise Forbidden("forbidden", "only site staff can do that")
+
+
+@transaction.atomic
+def api_key_revoke_by_staff(*, key: ApiKey, staff_user) -> ApiKey:
+    _require_staff(staff_user)
+    locked = ApiKey.objects.select_for_update().get(pk=key.pk)
+    if locked.revoked_at is None:
+        locked.revoked_at = timezone.now()
+        locked.save(update_fields=["revoked_at"])
+        _staff_audit(
+            mesh_id=locked.mesh_id,
+            staff_user=staff_user,
+            event_type="api_key_revoked",
+            payload={"keyId": locked.id, "label": locked.label},
+        )
+    return locked
+
+
+@transaction.atomic
+def invite_revoke_by_staff(*, invite: Invite, staff_user) -> Invite:
+    _require_staff(staff_user)
+    locked = Invite.objects.select_for_update().get(pk=invite.pk)
+    if locked.revoked_at is None:
+        locked.revoked_at = timezone.now()
+        locked.save(update_fields=["revoked_at"])
+        _staff_audit(
+            mesh_id=locked.mesh_id, staff_user=staff_user, event_type="invite_revoked", payload={"inviteId": locked.id}
+        )
+    return locked
+
+
+@transaction.atomic
+def mesh_archive_by_staff(*, mesh: Mesh, staff_user) -> Mesh:
+    _require_staff(staff_user)
+    locked = Mesh.objects.select_for_update().get(pk=mesh.pk)
+    if locked.archived_at is None:
+        locked.archived_at = timezone.now()
+        locked.save(update_fields=["archived_at"])
+        _staff_audit(mesh_id=locked.id, staff_user=staff_user, event_type="mesh_archived", payload={})
+        publish_after_commit(MeshEvent("mesh_archived", locked.id))
+    return locked
