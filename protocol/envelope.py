@@ -22,13 +22,20 @@ import nacl.exceptions
 import nacl.secret
 import nacl.utils
 
-from protocol.crypto import NONCE_BYTES, CryptoError, box_decrypt, box_encrypt, ed25519_pk_to_x25519, ed25519_sk_to_x25519
+from protocol.crypto import (
+    NONCE_BYTES,
+    CryptoError,
+    box_decrypt,
+    box_encrypt,
+    ed25519_pk_to_x25519,
+    ed25519_sk_to_x25519,
+)
 from protocol.encoding import HEX64, EncodingError, b64_decode, b64_encode, hex_decode
 
 GROUP_MAGIC = b"CMG1"
 KEY_BYTES = nacl.secret.SecretBox.KEY_SIZE  # 32
 PUBKEY_BYTES = 32
-WRAPPED_KEY_BYTES = KEY_BYTES + nacl.bindings.crypto_box_MACBYTES  # 48
+WRAPPED_KEY_BYTES = KEY_BYTES + nacl.secret.SecretBox.MACBYTES  # 48: crypto_box adds the same 16-byte tag
 WRAP_ENTRY_BYTES = PUBKEY_BYTES + NONCE_BYTES + WRAPPED_KEY_BYTES  # 104
 MAX_RECIPIENTS = 0xFFFF
 # Plaintext longer than this is cut on display (client.md §5.4 step 6).

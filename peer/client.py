@@ -1,0 +1,241 @@
+"""The peer client library: mesh operations on top of one MeshConnection. The CLI and the MCP server are thin
+layers over this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from peer.config import MeshEntry
+from peer.connection import HelloOptions, MeshConnection, RequestFailed
+from peer.inbox import Inbox, InboxMessage
+from peer.targets import Target, resolve_target
+from protocol.encoding import iso_ms
+from protocol.envelope import open_push, seal_direct, seal_group
+
+PEER_CACHE_SECONDS = 30.0
+PRIORITIES = ("now", "next", "low")
+
+
+def now_iso() -> str:
+    return iso_ms(datetime.now(UTC))
+
+
+def cli_session_id() -> str:
+    """One-shot CLI connections get their own session id so they never evict a live push-pipe (client.md §9.16)."""
+    parent = os.environ.get("CLAUDEMESH_SESSION_ID", "").strip()
+    base = f"{parent}:cli" if parent else "cli"
+    return f"{base}:{os.getpid()}-{int(time.time() * 1000)}"
+
+
+class MeshClient:
+    def __init__(self, mesh: MeshEntry, options: HelloOptions, inbox: Inbox | None = None):
+        self.mesh = mesh
+        self.inbox = inbox
+        self.connection = MeshConnection(mesh, options, on_push=self._on_push)
+        self.listeners: list = []  # async callables(InboxMessage) run for each new inbound message
+        self._peers_cache: tuple[float, list[dict[str, Any]]] = (0.0, [])
+
+    # --- lifecycle ----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.connection.start()
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+    async def __aenter__(self) -> MeshClient:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.close()
+
+    @property
+    def own_keys(self) -> list[tuple[str, str]]:
+        """(pubkey, secret) pairs to decrypt with: session key first, then the member key (client.md §5.4)."""
+        session = self.connection.session
+        return [(session.public_hex, session.secret_hex), (self.mesh.pubkey, self.mesh.secret_key)]
+
+    # --- reads --------------------------------------------------------------------------------------------
+
+    async def peers(self, *, include_self: bool = False) -> list[dict[str, Any]]:
+        reply = await self.connection.request({"type": "list_peers"}, "peers_list")
+        peers = [p for p in reply.get("peers") or [] if isinstance(p, dict)]
+        self._peers_cache = (time.monotonic(), peers)
+        if include_self:
+            return peers
+        return [p for p in peers if p.get("pubkey") != self.connection.session.public_hex]
+
+    async def members(self) -> list[dict[str, Any]]:
+        reply = await self.connection.request({"type": "list_members"}, "members_list")
+        return [m for m in reply.get("members") or [] if isinstance(m, dict)]
+
+    async def message_status(self, message_id: str) -> dict[str, Any]:
+        return await self.connection.request({"type": "message_status", "messageId": message_id}, "message_status_result")
+
+    async def sender_name(self, sender_pubkey: str) -> str:
+        """Display name for a sender key, from a per-mesh peer cache refreshed when older than 30 s."""
+        stamp, peers = self._peers_cache
+        if time.monotonic() - stamp > PEER_CACHE_SECONDS or not any(_has_key(p, sender_pubkey) for p in peers):
+            try:
+                peers = await self.peers(include_self=True)
+            except Exception:
+                pass
+        for peer in peers:
+            if _has_key(peer, sender_pubkey) and peer.get("displayName"):
+                return str(peer["displayName"])
+        return f"peer-{sender_pubkey[:8]}"
+
+    # --- sending ------------------------------------------------------------------------------------------
+
+    async def resolve(self, to: str) -> Target:
+        needs_peers = not (to.strip() == "*" or to.strip().startswith("@"))
+        peers = await self.peers(include_self=True) if needs_peers else []
+        return resolve_target(to, peers, own_session_pubkey=self.connection.session.public_hex)
+
+    async def send_text(self, to: str, text: str, *, priority: str = "next") -> dict[str, Any]:
+        """Resolve `to`, encrypt end to end, send, return {messageId, target, targetSpec}."""
+        if priority not in PRIORITIES:
+            raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}")
+        if not text:
+            raise ValueError("message is empty")
+        target = await self.resolve(to)
+        sender_secret = self.connection.session.secret_hex  # the broker labels our pushes with the session key
+        if target.multicast:
+            recipients = await self.multicast_recipients(target)
+            envelope = seal_group(text, recipient_pubkeys=recipients, sender_secret_hex=sender_secret)
+        else:
+            envelope = seal_direct(text, recipient_pubkey=target.spec, sender_secret_hex=sender_secret)
+        ack = await self.connection.send(target.spec, envelope, priority=priority)
+        return {"messageId": ack.get("messageId", ""), "target": to, "targetSpec": target.spec}
+
+    async def multicast_recipients(self, target: Target) -> list[str]:
+        """Member keys to wrap the message key for: every member (offline too) for * and @all; for @group the
+        members whose default groups hold it plus the members of live sessions that joined it."""
+        members = await self.members()
+        if target.group is None:
+            keys = [str(m.get("pubkey")) for m in members if m.get("pubkey")]
+        else:
+            keys = [str(m["pubkey"]) for m in members if m.get("pubkey") and _in_group(m.get("groups"), target.group)]
+            for peer in await self.peers(include_self=True):
+                if _in_group(peer.get("groups"), target.group) and peer.get("memberPubkey"):
+                    keys.append(str(peer["memberPubkey"]))
+            if not keys:
+                raise RequestFailed("no_recipients", f"nobody in {target.label} (no member has joined that group)")
+        keys.append(self.mesh.pubkey)  # our own other sessions receive multicast too
+        return sorted({k.lower() for k in keys})
+
+    async def set_status(self, status: str) -> None:
+        await self.connection.fire({"type": "set_status", "status": status})
+
+    async def set_summary(self, summary: str) -> None:
+        await self.connection.fire({"type": "set_summary", "summary": summary})
+
+    async def join_group(self, name: str, role: str | None = None) -> None:
+        frame = {"type": "join_group", "name": name}
+        if role:
+            frame["role"] = role
+        await self.connection.fire(frame)
+
+    # --- admin --------------------------------------------------------------------------------------------
+
+    async def invite_create(self, *, role: str | None, max_uses: int | None, expires_in_days: int | None) -> dict:
+        frame: dict[str, Any] = {"type": "invite_create"}
+        if role:
+            frame["role"] = role
+        if max_uses is not None:
+            frame["maxUses"] = max_uses
+        if expires_in_days is not None:
+            frame["expiresInDays"] = expires_in_days
+        return await self.connection.request(frame, "invite_created")
+
+    async def apikey_create(self, *, label: str, capabilities: list[str], topics: list[str] | None,
+                            expires_at: str | None) -> dict:
+        frame: dict[str, Any] = {"type": "apikey_create", "label": label, "capabilities": capabilities}
+        if topics:
+            frame["topicScopes"] = topics
+        if expires_at:
+            frame["expiresAt"] = expires_at
+        return await self.connection.request(frame, "apikey_created")
+
+    async def apikey_list(self) -> list[dict]:
+        reply = await self.connection.request({"type": "apikey_list"}, "apikey_list_response")
+        return [k for k in reply.get("keys") or [] if isinstance(k, dict)]
+
+    async def apikey_revoke(self, key_id: str) -> dict:
+        return await self.connection.request({"type": "apikey_revoke", "id": key_id}, "apikey_revoke_response")
+
+    # --- receiving ----------------------------------------------------------------------------------------
+
+    def read_push(self, frame: dict[str, Any]) -> InboxMessage:
+        sender = str(frame.get("senderPubkey") or "")
+        nonce = str(frame.get("nonce") or "")
+        ciphertext = str(frame.get("ciphertext") or "")
+        subtype = frame.get("subtype") if isinstance(frame.get("subtype"), str) else None
+        opened = open_push(sender_pubkey=sender, nonce=nonce, ciphertext=ciphertext, own_keys=self.own_keys, subtype=subtype)
+        event_data = frame.get("eventData")
+        plaintext = opened.plaintext
+        if opened.kind == "system":
+            plaintext = system_text(str(frame.get("event") or ""), event_data if isinstance(event_data, dict) else {})
+        return InboxMessage(
+            mesh_id=str(frame.get("meshId") or self.mesh.mesh_id),
+            mesh_slug=self.mesh.slug,
+            message_id=str(frame.get("messageId") or f"local-{time.time_ns()}"),
+            sender_pubkey=sender,
+            sender_name=None,
+            priority=str(frame.get("priority") or "next"),
+            kind=opened.kind,
+            plaintext=plaintext,
+            failure=opened.failure,
+            nonce=nonce,
+            ciphertext=ciphertext,
+            created_at=str(frame.get("createdAt") or now_iso()),
+            received_at=now_iso(),
+            subtype=subtype,
+            event=frame.get("event") if isinstance(frame.get("event"), str) else None,
+            event_data=json.dumps(event_data) if event_data not in (None, {}, "") else None,
+        )
+
+    async def _on_push(self, frame: dict[str, Any]) -> None:
+        message = self.read_push(frame)
+        if message.kind != "system" and message.sender_pubkey:
+            message.sender_name = await self.sender_name(message.sender_pubkey)
+        is_new = True
+        if self.inbox is not None and message.kind != "system":
+            is_new = self.inbox.add(message)  # stored before the push is acknowledged to the broker
+        if is_new:
+            for listener in self.listeners:
+                await listener(self, message)
+
+
+def _has_key(peer: dict[str, Any], pubkey: str) -> bool:
+    return pubkey in (peer.get("pubkey"), peer.get("memberPubkey"))
+
+
+def _in_group(groups: Any, name: str) -> bool:
+    if not isinstance(groups, list):
+        return False
+    for group in groups:
+        group_name = group.get("name") if isinstance(group, dict) else group
+        if isinstance(group_name, str) and group_name.lstrip("@") == name:
+            return True
+    return False
+
+
+def system_text(event: str, data: dict[str, Any]) -> str:
+    """Readable text for broker events (client.md §7.4 system table, the common ones)."""
+    name = data.get("name") or data.get("displayName") or "unknown"
+    if event == "peer_joined":
+        return f'[system] Peer "{name}" joined the mesh'
+    if event == "peer_returned":
+        return f'[system] Welcome back, "{name}"!'
+    if event == "peer_left":
+        return f'[system] Peer "{name}" left the mesh'
+    if not event:
+        return "[system]"
+    return f"[system] {event}: {json.dumps(data, sort_keys=True)}" if data else f"[system] {event}"

@@ -1,0 +1,122 @@
+"""Durable inbox: every inbound message is written to `inbox.sqlite3` in the config dir before it is
+acknowledged to the broker, so `check_messages` / `claudemesh inbox` can read it and a restart loses nothing.
+
+Rows are unique per (mesh, messageId): a message the broker re-delivers after a reconnect is stored once.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+INBOX_FILE = "inbox.sqlite3"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS message (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    mesh_id       TEXT NOT NULL,
+    mesh_slug     TEXT NOT NULL,
+    message_id    TEXT NOT NULL,
+    sender_pubkey TEXT NOT NULL,
+    sender_name   TEXT,
+    priority      TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    plaintext     TEXT,
+    failure       TEXT,
+    nonce         TEXT NOT NULL,
+    ciphertext    TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    received_at   TEXT NOT NULL,
+    subtype       TEXT,
+    event         TEXT,
+    event_data    TEXT,
+    read_at       TEXT,
+    UNIQUE (mesh_id, message_id)
+);
+"""
+
+
+@dataclass
+class InboxMessage:
+    mesh_id: str
+    mesh_slug: str
+    message_id: str
+    sender_pubkey: str
+    sender_name: str | None
+    priority: str
+    kind: str
+    plaintext: str | None
+    failure: str | None
+    nonce: str
+    ciphertext: str
+    created_at: str
+    received_at: str
+    subtype: str | None = None
+    event: str | None = None
+    event_data: str | None = None
+    read_at: str | None = None
+    seq: int | None = None
+
+    def as_record(self) -> dict[str, Any]:
+        """The inbox JSON record shape of client.md §1.4 (`claudemesh inbox --json`)."""
+        return {
+            "messageId": self.message_id,
+            "meshId": self.mesh_id,
+            "meshSlug": self.mesh_slug,
+            "senderPubkey": self.sender_pubkey,
+            "senderName": self.sender_name,
+            "priority": self.priority,
+            "nonce": self.nonce,
+            "ciphertext": self.ciphertext,
+            "createdAt": self.created_at,
+            "receivedAt": self.received_at,
+            "plaintext": self.plaintext,
+            "kind": self.kind,
+            "decryptError": self.failure,
+            **({"subtype": self.subtype} if self.subtype else {}),
+            **({"event": self.event} if self.event else {}),
+        }
+
+
+class Inbox:
+    def __init__(self, directory: Path):
+        self.path = Path(directory) / INBOX_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+        self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def add(self, message: InboxMessage) -> bool:
+        """Store a message; False when this (mesh, messageId) was already stored (a re-delivery)."""
+        fields = {k: v for k, v in asdict(message).items() if k not in ("seq", "read_at")}
+        columns = ", ".join(fields)
+        marks = ", ".join("?" for _ in fields)
+        cursor = self._db.execute(f"INSERT OR IGNORE INTO message ({columns}) VALUES ({marks})", tuple(fields.values()))
+        return cursor.rowcount == 1
+
+    def unread(self, mesh_slug: str | None = None) -> list[InboxMessage]:
+        return self._select("read_at IS NULL", mesh_slug)
+
+    def all(self, mesh_slug: str | None = None) -> list[InboxMessage]:
+        return self._select("1=1", mesh_slug)
+
+    def mark_read(self, messages: list[InboxMessage], when: str) -> None:
+        self._db.executemany("UPDATE message SET read_at = ? WHERE seq = ?", [(when, m.seq) for m in messages])
+
+    def _select(self, where: str, mesh_slug: str | None) -> list[InboxMessage]:
+        sql = f"SELECT * FROM message WHERE {where}"
+        params: tuple = ()
+        if mesh_slug:
+            sql += " AND mesh_slug = ?"
+            params = (mesh_slug,)
+        rows = self._db.execute(sql + " ORDER BY seq", params).fetchall()
+        return [InboxMessage(**dict(row)) for row in rows]
