@@ -297,9 +297,15 @@ class JoinResult:
     already_member: bool
 
 
+def _js_truthy(value: Any) -> bool:
+    """The reference's presence check is JavaScript truthiness: a number or an empty object is "present" and
+    fails the later, more specific check instead."""
+    return value is not None and value is not False and value != "" and value != 0
+
+
 def invite_join_v1(*, invite_token: Any, invite_payload: Any, peer_pubkey: Any, display_name: Any) -> JoinResult:
     """`POST /join` (protocol.md §6.3): checks in the reference's order, errors with its codes."""
-    if not all(isinstance(v, (str, dict)) and v for v in (invite_token, invite_payload, peer_pubkey, display_name)):
+    if not all(_js_truthy(v) for v in (invite_token, invite_payload, peer_pubkey, display_name)):
         raise ServiceError("invalid_args", "invite_token, invite_payload, peer_pubkey, display_name required")
     if not isinstance(peer_pubkey, str) or not HEX64.fullmatch(peer_pubkey):
         raise ServiceError("invalid_args", "peer_pubkey must be 64 hex chars (32 bytes)")
