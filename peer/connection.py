@@ -112,7 +112,6 @@ class MeshConnection:
         self._pushes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._closing = False
         self._attempt = 0
-        self._groups_joined = False
         self._tasks: list[asyncio.Task] = []
         self._write_lock = asyncio.Lock()
 
@@ -281,10 +280,9 @@ class MeshConnection:
             self.last_error = f"closed by broker ({code}{': ' + reason if reason else ''})"
 
     async def _after_open(self) -> None:
-        if self.options.groups and not self._groups_joined:
-            for group in self.options.groups:
-                await self._write({"type": "join_group", **group})
-            self._groups_joined = True
+        # Groups are per connection on the broker, so every (re)connect joins the configured ones again.
+        for group in self.options.groups:
+            await self._write({"type": "join_group", **group})
         for pending in list(self._sends.values()):
             # Unwritten sends go out now; written ones only when the broker dedups by clientMessageId.
             if not pending.written or self.delivery_ack:

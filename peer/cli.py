@@ -1,0 +1,638 @@
+"""`claudemesh` command line: argument parsing and output only; the work is done by the client library."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from peer import __version__
+from peer.claude_setup import ClaudePaths, SetupError, install, uninstall
+from peer.client import PRIORITIES, MeshClient, cli_session_id, now_iso
+from peer.config import Config, ConfigError, ConfigStore, MeshEntry, default_display_name
+from peer.connection import ConnectionUnavailable, HelloOptions, RequestFailed, TerminalClose
+from peer.enroll import EnrollError, join
+from peer.hook import STATUSES, run_hook
+from peer.inbox import Inbox, InboxMessage
+from peer.output import (
+    FAILURE,
+    INTERNAL_ERROR,
+    INVALID_ARGS,
+    NETWORK_ERROR,
+    NOT_FOUND,
+    PERMISSION_DENIED,
+    CliError,
+    Output,
+)
+from peer.targets import TargetError
+
+CONNECT_TIMEOUT = 10.0
+API_CAPABILITIES = ("send", "read", "state_write", "admin")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but usage errors exit with INVALID_ARGS (3) and a clear message."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CliError(f"{message} (see `{self.prog} --help`)", INVALID_ARGS)
+
+
+# --- context ----------------------------------------------------------------------------------------------
+
+
+class Context:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.out = Output(bool(getattr(args, "json", False)))
+        self.store = ConfigStore()
+
+    def config(self) -> Config:
+        try:
+            return self.store.load()
+        except ConfigError as exc:
+            raise CliError(str(exc), INTERNAL_ERROR, hint=f"fix or remove {self.store.path}") from exc
+
+    def save(self, config: Config) -> None:
+        try:
+            self.store.save(config)
+        except (ConfigError, OSError) as exc:
+            raise CliError(f"cannot write {self.store.path}: {exc}", INTERNAL_ERROR) from exc
+
+    def meshes(self, config: Config, *, all_by_default: bool = False) -> list[MeshEntry]:
+        if not config.meshes:
+            raise CliError("No meshes joined.", FAILURE, hint="run `claudemesh join <invite link>` first")
+        slug = getattr(self.args, "mesh", None)
+        if slug:
+            mesh = config.find(slug)
+            if mesh is None:
+                joined = ", ".join(m.slug for m in config.meshes)
+                raise CliError(f'Mesh "{slug}" not found. Joined: {joined}', FAILURE)
+            return [mesh]
+        if len(config.meshes) == 1 or all_by_default:
+            return list(config.meshes)
+        joined = ", ".join(m.slug for m in config.meshes)
+        raise CliError(f"several meshes joined ({joined}); choose one with --mesh <slug>", INVALID_ARGS)
+
+    def mesh(self, config: Config) -> MeshEntry:
+        return self.meshes(config)[0]
+
+    def inbox(self) -> Inbox:
+        return Inbox(self.store.directory)
+
+    def client(self, mesh: MeshEntry, config: Config, *, inbox: Inbox | None = None, long_lived: bool = False,
+               groups: bool = False) -> MeshClient:
+        name = os.environ.get("CLAUDEMESH_DISPLAY_NAME", "").strip() or config.display_name or default_display_name()
+        options = HelloOptions(
+            # One-shot verbs show up as "<name> (cli)" so they are never mistaken for the long-lived session.
+            display_name=name if long_lived else f"{name} (cli)",
+            session_id=cli_session_id(),
+            groups=_config_groups(config) if groups else [],
+        )
+        return MeshClient(mesh, options, inbox=inbox)
+
+
+def _config_groups(config: Config) -> list[dict[str, str]]:
+    groups = config.settings.get("groups") or []
+    return [g for g in groups if isinstance(g, dict) and isinstance(g.get("name"), str)]
+
+
+async def with_client(ctx: Context, mesh: MeshEntry, config: Config, action: Callable[[MeshClient], Awaitable[Any]],
+                      **kwargs) -> Any:
+    client = ctx.client(mesh, config, **kwargs)
+    client.start()
+    try:
+        await client.connection.wait_open(CONNECT_TIMEOUT)
+        return await action(client)
+    finally:
+        await client.close()
+
+
+def run_async(coro: Awaitable[Any]) -> Any:
+    try:
+        return asyncio.run(coro)
+    except TerminalClose as exc:
+        raise CliError(str(exc), FAILURE) from exc
+    except ConnectionUnavailable as exc:
+        raise CliError(str(exc), NETWORK_ERROR, hint="check the broker URL and your network; `claudemesh doctor`") from exc
+    except RequestFailed as exc:
+        code = PERMISSION_DENIED if exc.code in ("forbidden", "unauthorized") else FAILURE
+        raise CliError(f"broker refused: {exc}", code, code=exc.code) from exc
+    except TargetError as exc:
+        code = INVALID_ARGS if exc.kind in ("ambiguous", "invalid") else FAILURE
+        raise CliError(str(exc), code, code=exc.kind) from exc
+
+
+# --- commands: local --------------------------------------------------------------------------------------
+
+
+def claude_paths() -> ClaudePaths:
+    return ClaudePaths(home=Path.home())
+
+
+def cmd_install(ctx: Context) -> int:
+    try:
+        report = install(claude_paths(), ctx.store.directory, hooks=not ctx.args.no_hooks, skill=not ctx.args.no_skill)
+    except (SetupError, OSError) as exc:
+        raise CliError(f"install failed: {exc}", FAILURE) from exc
+    if ctx.out.as_json:
+        ctx.out.json({"ok": True, "changes": report.changes, "backups": report.backups})
+        return 0
+    for change in report.changes:
+        ctx.out.ok(change)
+    ctx.out.line("RESTART CLAUDE CODE to load the claudemesh MCP server.")
+    if not ctx.config().meshes:
+        ctx.out.line("→ next: claudemesh join <invite link>")
+    return 0
+
+
+def cmd_uninstall(ctx: Context) -> int:
+    try:
+        report = uninstall(claude_paths(), ctx.store.directory)
+    except (SetupError, OSError) as exc:
+        raise CliError(f"uninstall failed: {exc}", FAILURE) from exc
+    if ctx.out.as_json:
+        ctx.out.json({"ok": True, "changes": report.changes})
+        return 0
+    for change in report.changes:
+        ctx.out.ok(change)
+    return 0
+
+
+def cmd_join(ctx: Context) -> int:
+    config = ctx.config()
+    link = ctx.args.link
+    if "://" not in link:
+        known = next((m for m in config.meshes if link in (m.slug, m.name)), None)
+        if known is not None:
+            ctx.out.json({"ok": True, "slug": known.slug, "alreadyJoined": True}) if ctx.out.as_json else ctx.out.ok(
+                f'Already in "{known.slug}"'
+            )
+            return 0
+    name = ctx.args.name or os.environ.get("CLAUDEMESH_DISPLAY_NAME", "").strip() or config.display_name
+    try:
+        result = join(link, config=config, display_name=name or default_display_name())
+    except EnrollError as exc:
+        code = {"invalid": INVALID_ARGS, "not_found": NOT_FOUND, "network": NETWORK_ERROR}.get(exc.kind, FAILURE)
+        raise CliError(str(exc), code) from exc
+    if ctx.args.name and not config.display_name:
+        config.settings["displayName"] = ctx.args.name
+    ctx.save(config)
+    entry = result.entry
+    if ctx.out.as_json:
+        ctx.out.json({"ok": True, "slug": entry.slug, "meshId": entry.mesh_id, "memberId": entry.member_id,
+                      "pubkey": entry.pubkey, "brokerUrl": entry.broker_url, "alreadyMember": result.already_member,
+                      "inviteVersion": result.invite_version, "config": str(ctx.store.path)})
+        return 0
+    ctx.out.ok(f'Joined "{entry.slug}"' + (" (already a member)" if result.already_member else ""))
+    ctx.out.line(f"member id  {entry.member_id}")
+    ctx.out.line(f"pubkey     {entry.pubkey[:16]}…")
+    ctx.out.line(f"broker     {entry.broker_url}")
+    ctx.out.line(f"config     {ctx.store.path}")
+    ctx.out.line("Restart Claude Code to pick up the new mesh.")
+    return 0
+
+
+def cmd_list(ctx: Context) -> int:
+    config = ctx.config()
+    if ctx.out.as_json:
+        ctx.out.json([{"slug": m.slug, "name": m.name, "meshId": m.mesh_id, "memberId": m.member_id,
+                       "pubkey": m.pubkey, "brokerUrl": m.broker_url, "joinedAt": m.joined_at} for m in config.meshes])
+        return 0
+    if not config.meshes:
+        ctx.out.line("No meshes joined. Run `claudemesh join <invite link>`.")
+        return 0
+    ctx.out.section(f"meshes ({len(config.meshes)})")
+    for mesh in config.meshes:
+        ctx.out.line(f"● {mesh.slug}  {mesh.broker_url}  joined {mesh.joined_at or '?'}")
+    return 0
+
+
+def cmd_leave(ctx: Context) -> int:
+    config = ctx.config()
+    removed = config.remove(ctx.args.slug)
+    if removed is None:
+        joined = ", ".join(m.slug for m in config.meshes) or "none"
+        raise CliError(f'Mesh "{ctx.args.slug}" not found. Joined: {joined}', NOT_FOUND)
+    ctx.save(config)
+    ctx.out.json({"ok": True, "left": removed.slug}) if ctx.out.as_json else ctx.out.ok(
+        f'Left "{removed.slug}" (its key was deleted from {ctx.store.path})'
+    )
+    return 0
+
+
+def cmd_whoami(ctx: Context) -> int:
+    config = ctx.config()
+    meshes = ctx.meshes(config, all_by_default=True)
+    name = os.environ.get("CLAUDEMESH_DISPLAY_NAME", "").strip() or config.display_name
+    records = [{"slug": m.slug, "meshId": m.mesh_id, "memberId": m.member_id, "pubkey": m.pubkey,
+                "brokerUrl": m.broker_url, "displayName": name} for m in meshes]
+    if ctx.out.as_json:
+        ctx.out.json(records[0] if getattr(ctx.args, "mesh", None) else records)
+        return 0
+    ctx.out.section("whoami")
+    ctx.out.line(f"name    {name or '(default: <hostname>-<pid>)'}")
+    ctx.out.line(f"config  {ctx.store.path}")
+    for record in records:
+        ctx.out.line(f"{record['slug']}  member {record['memberId']}  pubkey {record['pubkey'][:16]}…")
+    return 0
+
+
+def cmd_hook(ctx: Context) -> int:
+    return run_hook(ctx.args.status, ctx.store)
+
+
+# --- commands: broker -------------------------------------------------------------------------------------
+
+
+def cmd_peers(ctx: Context) -> int:
+    config = ctx.config()
+    meshes = ctx.meshes(config, all_by_default=True)
+    results = []
+    for mesh in meshes:
+        peers = run_async(with_client(ctx, mesh, config, lambda c: c.peers()))
+        results.append({"mesh": mesh.slug, "peers": peers})
+    if ctx.out.as_json:
+        ctx.out.json(results[0]["peers"] if len(results) == 1 else results)
+        return 0
+    for result in results:
+        ctx.out.section(f"peers on {result['mesh']} ({len(result['peers'])})")
+        if not result["peers"]:
+            ctx.out.line("(no peers connected)")
+        for peer in result["peers"]:
+            groups = ", ".join(f"@{g.get('name')}" + (f":{g['role']}" if g.get("role") else "")
+                               for g in peer.get("groups") or [] if isinstance(g, dict))
+            summary = f"  — {peer['summary']}" if peer.get("summary") else ""
+            ctx.out.line(f"● {peer.get('displayName')} [{peer.get('status', '?')}]"
+                         + (f" [{groups}]" if groups else "") + f" · {str(peer.get('pubkey'))[:16]}…{summary}")
+    return 0
+
+
+def cmd_send(ctx: Context) -> int:
+    config = ctx.config()
+    mesh = ctx.mesh(config)
+    message = " ".join(ctx.args.message).strip()
+    if not message:
+        raise CliError("message is empty", INVALID_ARGS)
+    try:
+        result = run_async(with_client(ctx, mesh, config, lambda c: c.send_text(ctx.args.to, message,
+                                                                                  priority=ctx.args.priority)))
+    except CliError as exc:
+        if exc.code == "rejected" or exc.message.startswith("broker refused: rejected"):
+            exc.message = "send failed: " + exc.message.removeprefix("broker refused: rejected: ")
+        raise
+    if ctx.out.as_json:
+        ctx.out.json({"ok": True, **result})
+    else:
+        ctx.out.ok(f"sent to {ctx.args.to} ({result['messageId'][:8]})")
+    return 0
+
+
+def cmd_inbox(ctx: Context) -> int:
+    config = ctx.config()
+    meshes = ctx.meshes(config, all_by_default=True)
+    inbox = ctx.inbox()
+    try:
+        if not ctx.args.local:
+            for mesh in meshes:
+                # Drain what the broker queued for us; the client stores it in the inbox before acknowledging.
+                run_async(with_client(ctx, mesh, config, lambda c: asyncio.sleep(ctx.args.wait), inbox=inbox))
+        slug = meshes[0].slug if len(meshes) == 1 else None
+        messages = inbox.all(slug) if ctx.args.all else inbox.unread(slug)
+        if not ctx.args.peek:
+            inbox.mark_read([m for m in messages if m.read_at is None], now_iso())
+    finally:
+        inbox.close()
+    if ctx.out.as_json:
+        ctx.out.json([m.as_record() for m in messages])
+        return 0
+    if not messages:
+        ctx.out.line("No new messages." if not ctx.args.all else "No messages.")
+        return 0
+    ctx.out.section(f"inbox ({len(messages)} message{'s' if len(messages) != 1 else ''})")
+    for message in messages:
+        print_message(ctx.out, message)
+    return 0
+
+
+def print_message(out: Output, message: InboxMessage) -> None:
+    sender = message.sender_name or (message.sender_pubkey[:8] or "unknown")
+    tag = {"direct": "→ direct", "group": "group", "broadcast": "broadcast (plaintext)"}.get(message.kind, message.kind)
+    out.line(f"{sender} [{tag}] [{message.priority}] {_local_time(message.created_at)}  ({message.mesh_slug})")
+    out.line(message.plaintext if message.plaintext is not None else f"[undecryptable: {message.failure}]")
+    out.line()
+
+
+def _local_time(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return iso
+
+
+def cmd_watch(ctx: Context) -> int:
+    """Stay connected, store and print messages as they arrive (the CLI's push-pipe)."""
+    config = ctx.config()
+    meshes = ctx.meshes(config, all_by_default=True)
+    inbox = ctx.inbox()
+
+    async def printer(_client: MeshClient, message: InboxMessage) -> None:
+        if message.kind == "system":
+            return
+        if ctx.out.as_json:
+            print(__import__("json").dumps(message.as_record(), ensure_ascii=False), flush=True)
+        else:
+            print_message(ctx.out, message)
+
+    async def watch() -> None:
+        clients = [ctx.client(mesh, config, inbox=inbox, long_lived=True, groups=True) for mesh in meshes]
+        for client in clients:
+            client.listeners.append(printer)
+            client.start()
+        try:
+            for client in clients:
+                await client.connection.wait_open(CONNECT_TIMEOUT)
+            if not ctx.out.as_json:
+                ctx.out.ok(f"watching {', '.join(m.slug for m in meshes)} (Ctrl-C to stop)")
+            else:
+                print('{"ready": true}', flush=True)
+            if ctx.args.seconds:
+                await asyncio.sleep(ctx.args.seconds)
+            else:
+                await asyncio.Event().wait()
+        finally:
+            for client in clients:
+                await client.close()
+
+    try:
+        run_async(watch())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        inbox.close()
+    return 0
+
+
+def cmd_status(ctx: Context) -> int:
+    config = ctx.config()
+    mesh = ctx.mesh(config)
+    if ctx.args.action == "set":
+        if ctx.args.value not in STATUSES:
+            raise CliError(f"status must be one of {', '.join(STATUSES)}", INVALID_ARGS)
+        run_async(with_client(ctx, mesh, config, lambda c: c.set_status(ctx.args.value)))
+        ctx.out.json({"status": ctx.args.value}) if ctx.out.as_json else ctx.out.ok(
+            f"status set to {ctx.args.value} (lasts as long as this connection; the hooks and the MCP server keep it)"
+        )
+        return 0
+    peers = run_async(with_client(ctx, mesh, config, lambda c: c.peers(include_self=True)))
+    mine = [p for p in peers if p.get("memberPubkey") == mesh.pubkey and not str(p.get("displayName", "")).endswith("(cli)")]
+    records = [{"displayName": p.get("displayName"), "status": p.get("status"), "summary": p.get("summary"),
+                "sessionId": p.get("sessionId")} for p in mine]
+    if ctx.out.as_json:
+        ctx.out.json({"mesh": mesh.slug, "sessions": records})
+        return 0
+    if not records:
+        ctx.out.line(f"no live session of yours on {mesh.slug}")
+    for record in records:
+        ctx.out.line(f"{record['displayName']}: {record['status']}" + (f" — {record['summary']}" if record["summary"] else ""))
+    return 0
+
+
+def cmd_summary(ctx: Context) -> int:
+    config = ctx.config()
+    mesh = ctx.mesh(config)
+    text = " ".join(ctx.args.text).strip()
+    if not text:
+        raise CliError("summary is empty", INVALID_ARGS)
+    run_async(with_client(ctx, mesh, config, lambda c: c.set_summary(text)))
+    ctx.out.json({"summary": text}) if ctx.out.as_json else ctx.out.ok(f'summary set: "{text}"')
+    return 0
+
+
+def cmd_invite(ctx: Context) -> int:
+    config = ctx.config()
+    mesh = ctx.mesh(config)
+    reply = run_async(with_client(ctx, mesh, config, lambda c: c.invite_create(
+        role=ctx.args.role, max_uses=ctx.args.max_uses, expires_in_days=ctx.args.expires_days)))
+    if ctx.out.as_json:
+        ctx.out.json({k: v for k, v in reply.items() if k not in ("type", "_reqId")})
+        return 0
+    ctx.out.ok(f"invite created for {mesh.slug}")
+    ctx.out.line(f"link   {reply.get('shortUrl') or reply.get('url')}")
+    if reply.get("url") and reply.get("shortUrl"):
+        ctx.out.line(f"full   {reply.get('url')}")
+    ctx.out.line(f"code   {reply.get('code')}")
+    ctx.out.line(f"Expires {reply.get('expiresAt')}. Anyone with this link can join \"{mesh.slug}\".")
+    return 0
+
+
+def cmd_apikey(ctx: Context) -> int:
+    config = ctx.config()
+    mesh = ctx.mesh(config)
+    action = ctx.args.action
+    if action == "create":
+        capabilities = _split(ctx.args.cap) if ctx.args.cap is not None else ["send", "read"]
+        unknown = [c for c in capabilities if c not in API_CAPABILITIES]
+        if unknown or not capabilities:
+            raise CliError(f"capabilities must be from {', '.join(API_CAPABILITIES)} (got {', '.join(unknown) or 'none'})",
+                           INVALID_ARGS)
+        topics = [t.lstrip("#") for t in _split(ctx.args.topic)] if ctx.args.topic else None
+        key = run_async(with_client(ctx, mesh, config, lambda c: c.apikey_create(
+            label=ctx.args.label, capabilities=capabilities, topics=topics, expires_at=ctx.args.expires)))
+        key = {k: v for k, v in key.items() if k not in ("type", "_reqId")}
+        if ctx.out.as_json:
+            ctx.out.json(key)
+            return 0
+        ctx.out.ok(f"created ({key.get('label')} {str(key.get('id'))[:8]})")
+        ctx.out.warn("the secret is shown once — store it now:")
+        ctx.out.line(str(key.get("secret")))
+        ctx.out.line(f"capabilities: {', '.join(key.get('capabilities') or [])}")
+        scopes = key.get("topicScopes")
+        ctx.out.line(f"topics: {', '.join('#' + t for t in scopes)}" if scopes else "topics: all (no scope)")
+        return 0
+    if action == "list":
+        keys = run_async(with_client(ctx, mesh, config, lambda c: c.apikey_list()))
+        if ctx.out.as_json:
+            ctx.out.json(keys)
+            return 0
+        if not keys:
+            ctx.out.line("no api keys in this mesh.")
+            return 0
+        ctx.out.section(f"api keys ({len(keys)})")
+        for key in keys:
+            state = "revoked" if key.get("revokedAt") else "active"
+            ctx.out.line(f"{key.get('label')}  {state}  {str(key.get('id'))[:8]}")
+            ctx.out.line(f"  {key.get('prefix')}…  caps: {','.join(key.get('capabilities') or [])}  "
+                         f"last_used: {key.get('lastUsedAt') or 'never'}")
+        return 0
+    reply = run_async(with_client(ctx, mesh, config, lambda c: c.apikey_revoke(ctx.args.id)))
+    status = reply.get("status")
+    if status == "revoked":
+        ctx.out.json({"revoked": reply.get("id")}) if ctx.out.as_json else ctx.out.ok(f"revoked ({str(reply.get('id'))[:8]})")
+        return 0
+    if status == "not_found":
+        raise CliError(f"not_found: no api key matches {ctx.args.id!r}", NOT_FOUND, code="not_found")
+    if status == "not_unique":
+        raise CliError(f"not_unique: {ctx.args.id!r} matches several api keys; give more of the id",
+                       INVALID_ARGS, code="not_unique")
+    raise CliError(f"apikey revoke failed: unexpected reply {status!r}", INTERNAL_ERROR)
+
+
+def _split(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def cmd_message_status(ctx: Context) -> int:
+    config = ctx.config()
+    mesh = ctx.mesh(config)
+    try:
+        result = run_async(with_client(ctx, mesh, config, lambda c: c.message_status(ctx.args.id)))
+    except CliError as exc:
+        if exc.code == "not_found":
+            exc.exit_code = NOT_FOUND
+        raise
+    result = {k: v for k, v in result.items() if k not in ("type", "_reqId")}
+    if ctx.out.as_json:
+        ctx.out.json(result)
+        return 0
+    ctx.out.line(f"Message {str(result.get('messageId'))[:12]}… → {result.get('targetSpec')}")
+    ctx.out.line(f"Delivered: {result.get('delivered')}" + (f" at {result['deliveredAt']}" if result.get("deliveredAt") else ""))
+    for recipient in result.get("recipients") or []:
+        ctx.out.line(f"  - {recipient.get('name')} ({str(recipient.get('pubkey'))[:12]}…): {recipient.get('status')}")
+    return 0
+
+
+def cmd_group(ctx: Context) -> int:
+    """Remember a group in the config: the MCP server and `watch` join it on every connect."""
+    config = ctx.config()
+    name = ctx.args.name.lstrip("@")
+    if not name:
+        raise CliError("group name is empty", INVALID_ARGS)
+    groups = [g for g in _config_groups(config) if g["name"] != name]
+    if ctx.args.action == "join":
+        groups.append({"name": name, **({"role": ctx.args.role} if ctx.args.role else {})})
+    config.settings["groups"] = groups
+    ctx.save(config)
+    ctx.out.json({"group": name, "joined": ctx.args.action == "join"}) if ctx.out.as_json else ctx.out.ok(
+        f"{'joined' if ctx.args.action == 'join' else 'left'} @{name} (applies to the MCP server and `watch` on next connect)"
+    )
+    return 0
+
+
+def cmd_doctor(ctx: Context) -> int:
+    from peer.doctor import run_doctor
+
+    return run_doctor(ctx, claude_paths())
+
+
+def cmd_mcp(ctx: Context) -> int:
+    from peer.mcp_server import serve
+
+    return serve(ctx.store, mesh_slug=getattr(ctx.args, "mesh", None))
+
+
+# --- parser -----------------------------------------------------------------------------------------------
+
+
+def build_parser() -> Parser:
+    # SUPPRESS: a flag given before the command must survive the subcommand's own defaults.
+    common = Parser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--mesh", metavar="SLUG", help="which joined mesh to use")
+    common.add_argument("-y", "--yes", action="store_true", help="do not ask (accepted for compatibility)")
+
+    parser = Parser(prog="claudemesh", description="Connect Claude Code sessions into a mesh of peers.",
+                    parents=[common])
+    parser.add_argument("-V", "--version", action="version", version=f"  claudemesh v{__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=Parser)
+
+    def add(name: str, handler, help_text: str, aliases: tuple[str, ...] = ()) -> Parser:
+        command = sub.add_parser(name, help=help_text, parents=[common], aliases=list(aliases))
+        command.set_defaults(handler=handler)
+        return command
+
+    p = add("install", cmd_install, "register the MCP server and status hooks in Claude Code")
+    p.add_argument("--no-hooks", action="store_true")
+    p.add_argument("--no-skill", action="store_true")
+    add("uninstall", cmd_uninstall, "remove exactly what install added")
+    p = add("join", cmd_join, "join a mesh with an invite link or code", aliases=("add",))
+    p.add_argument("link", help="ic://join/<token>, https://host/join/<token>, https://host/i/<code> or a code")
+    p.add_argument("--name", help="display name to enroll with (also becomes the default name)")
+    add("list", cmd_list, "joined meshes", aliases=("ls",))
+    p = add("leave", cmd_leave, "forget a mesh and its key")
+    p.add_argument("slug")
+    add("whoami", cmd_whoami, "this device's identities")
+    add("peers", cmd_peers, "who is online")
+    p = add("send", cmd_send, "send a message (end-to-end encrypted)")
+    p.add_argument("to", help="display name, pubkey or unique pubkey prefix, @group, @all or *")
+    p.add_argument("message", nargs="+")
+    p.add_argument("--priority", choices=PRIORITIES, default="next")
+    p = add("inbox", cmd_inbox, "messages received")
+    p.add_argument("--all", action="store_true", help="include messages already read")
+    p.add_argument("--peek", action="store_true", help="do not mark them read")
+    p.add_argument("--local", action="store_true", help="do not connect; only what is stored locally")
+    p.add_argument("--wait", type=float, default=1.0, help="seconds to stay connected for queued messages")
+    p = add("watch", cmd_watch, "stay connected and print messages as they arrive")
+    p.add_argument("--for", dest="seconds", type=float, default=0, help="stop after this many seconds")
+    p = add("status", cmd_status, "get or set your presence status")
+    p.add_argument("action", choices=("get", "set"))
+    p.add_argument("value", nargs="?")
+    p = add("summary", cmd_summary, "tell peers what you are working on")
+    p.add_argument("text", nargs="+")
+    p = add("invite", cmd_invite, "create an invite link (owner/admin)", aliases=("share",))
+    p.add_argument("--role", choices=("member", "admin"))
+    p.add_argument("--max-uses", type=int)
+    p.add_argument("--expires-days", type=int)
+    p = add("apikey", cmd_apikey, "manage API keys", aliases=("api-key",))
+    apikey = p.add_subparsers(dest="action", metavar="<create|list|revoke>", parser_class=Parser, required=True)
+    q = apikey.add_parser("create", parents=[common])
+    q.add_argument("label")
+    q.add_argument("--cap", help="comma list of send,read,state_write,admin (default send,read)")
+    q.add_argument("--topic", help="comma list of topic names")
+    q.add_argument("--expires", help="ISO-8601 expiry")
+    apikey.add_parser("list", parents=[common])
+    q = apikey.add_parser("revoke", parents=[common])
+    q.add_argument("id", help="full id or unique prefix")
+    p = add("message-status", cmd_message_status, "delivery status of a sent message", aliases=("msg-status",))
+    p.add_argument("id")
+    p = add("group", cmd_group, "join or leave a group (kept in the config)")
+    p.add_argument("action", choices=("join", "leave"))
+    p.add_argument("name")
+    p.add_argument("--role")
+    p = add("hook", cmd_hook, "used by Claude Code hooks")
+    p.add_argument("status", nargs="?", default="")
+    add("doctor", cmd_doctor, "check config, keys, broker and Claude Code registration")
+    add("mcp", cmd_mcp, "run the MCP server on stdio (started by Claude Code)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in argv
+    out = Output(as_json)
+    try:
+        args = build_parser().parse_args(argv)
+        if not getattr(args, "handler", None):
+            build_parser().print_help()
+            return 0
+        return args.handler(Context(args))
+    except CliError as exc:
+        out.error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return FAILURE
+    except SystemExit as exc:  # --help / --version
+        return int(exc.code or 0)
+    except Exception as exc:  # a bug: say so plainly instead of a traceback
+        if os.environ.get("CLAUDEMESH_DEBUG"):
+            raise
+        print(f"  Fatal: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return INTERNAL_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
