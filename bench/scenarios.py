@@ -1,0 +1,198 @@
+"""The three scenarios (burst, steady, idle): connect everyone, run the clock, build the report."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import secrets
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from bench.groups import GroupConfig, LocalGroup, RemoteGroup, own_cpu_seconds
+from bench.ledger import Ledger
+from bench.peers import PeerGroup
+from bench.plans import PlanSpec
+from bench.procstats import ServerSampler
+from bench.report import delivered_pct, latency_summary, rate_per_s
+from bench.roster import Roster
+
+# Sends that start this long after everyone is connected, so the "go" reaches every process first.
+START_DELAY = 0.3
+
+
+@dataclass
+class RunOptions:
+    urls: list[str]
+    pids: list[int] = field(default_factory=list)
+    procs: int = 1
+    timeout: float = 120.0
+    grace: float = 0.5
+    connect_concurrency: int = 20
+    hello_timeout: float = 10.0
+    want_delivery_ack: bool = True
+    client_message_id: bool = True
+    size: int = 64
+    seed: int = 1
+    progress: bool = True
+
+
+def raise_fd_limit(needed: int) -> None:
+    """Each connection is a file descriptor: lift the soft limit toward the hard one when needed."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = needed + 256
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new_soft = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
+
+
+class Progress:
+    """One status line on stderr: rewritten in place on a terminal, every few seconds otherwise."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled = enabled
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self._last = 0.0
+
+    def show(self, text: str, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self._last < (0.5 if self.tty else 5.0):
+            return
+        self._last = now
+        sys.stderr.write(f"\r[{self.label}] {text}\033[K" if self.tty else f"[{self.label}] {text}\n")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled and self.tty:
+            sys.stderr.write("\n")
+
+
+def _split(indices: list[int], parts: int) -> list[list[int]]:
+    return [chunk for chunk in (indices[k::parts] for k in range(parts)) if chunk]
+
+
+async def run_traffic(scenario: str, roster: Roster, opts: RunOptions, *, senders: list[int], msgs_per_sender: int,
+                      interval: float | None = None) -> dict:
+    """burst (interval None) or steady: connect every roster peer, send the plan, wait for every push."""
+    everyone = list(range(len(roster.members)))
+    run_tag = secrets.token_hex(4)
+    spec = PlanSpec(senders=tuple(senders), recipients=tuple(everyone), msgs_per_sender=msgs_per_sender,
+                    run_tag=run_tag, seed=opts.seed, size=opts.size, client_message_id=opts.client_message_id)
+    offsets = None
+    if interval is not None:
+        # Stagger the senders evenly over one interval so the aggregate rate is smooth, not a tick every 1/R s.
+        offsets = {s: interval * n / len(senders) for n, s in enumerate(senders)}
+    raise_fd_limit(len(everyone))
+    ledger = Ledger(planned_sends=spec.planned_sends)
+    progress = Progress(opts.progress, scenario)
+    groups = []
+    for chunk in _split(everyone, max(1, opts.procs)):
+        config = GroupConfig(roster=roster.to_dict(), indices=chunk, urls=opts.urls, run_tag=run_tag, spec=spec,
+                             interval=interval, offsets=offsets, connect_concurrency=opts.connect_concurrency,
+                             hello_timeout=opts.hello_timeout, want_delivery_ack=opts.want_delivery_ack)
+        groups.append(LocalGroup(config, ledger) if opts.procs <= 1 else RemoteGroup(config, ledger))
+
+    progress.show(f"connecting {len(everyone)} peers and encrypting {spec.planned_sends} envelopes", force=True)
+    connect_started = time.monotonic()
+    results = await asyncio.gather(*(g.connect() for g in groups))
+    connect_s = time.monotonic() - connect_started
+    ok = sum(r[0] for r in results)
+    failures: Counter = sum((r[1] for r in results), Counter())
+    delivery_ack = any(r[2] for r in results)
+    report = {
+        "scenario": scenario, "urls": opts.urls, "peers": len(everyone), "senders": len(senders),
+        "msgs_per_sender": msgs_per_sender, "connections_ok": ok, "connections_failed": len(everyone) - ok,
+        "connect_s": round(connect_s, 2), "delivery_ack": delivery_ack,
+    }
+    if interval is not None:
+        report["rate_per_peer"] = round(1 / interval, 3)
+    timed_out = False
+    sampler = ServerSampler(opts.pids)
+    cpu_before = own_cpu_seconds()
+    if ok == len(everyone):
+        sampler.start()
+        start_at = time.monotonic() + START_DELAY
+        for g in groups:
+            await g.start(start_at)
+        deadline = start_at + opts.timeout
+        complete_since = None
+        while True:
+            now = time.monotonic()
+            progress.show(f"sent {ledger.sent}/{spec.planned_sends} acked {ledger.acked} "
+                          f"delivered {ledger.delivered} ({delivered_pct(ledger.delivered, spec.planned_sends):.1f} %) "
+                          f"dup {ledger.duplicates} {max(0.0, now - start_at):.1f}s")
+            if ledger.complete():
+                # Keep listening a little: a duplicate push after the last delivery must still be counted.
+                complete_since = complete_since or now
+                if now - complete_since >= opts.grace:
+                    break
+            if now > deadline:
+                timed_out = True
+                break
+            await asyncio.sleep(0.02)
+        progress.show(f"sent {ledger.sent} acked {ledger.acked} delivered {ledger.delivered}", force=True)
+        server = await sampler.stop()
+    else:
+        server = {}
+        ledger.on_error("run_not_started:connect_failures")
+    child_cpu = sum(await asyncio.gather(*(g.stop() for g in groups)))
+    progress.done()
+    for reason, count in failures.items():
+        ledger.on_error(reason, count)
+
+    sent = ledger.sent
+    report.update({
+        "sent": sent, "planned": spec.planned_sends, "acked": ledger.acked, "accepted": ledger.accepted,
+        "rejected": ledger.acked - ledger.accepted, "unacked": sent - ledger.acked,
+        "delivered": ledger.delivered, "delivered_pct": delivered_pct(ledger.delivered, spec.planned_sends),
+        "duplicates": ledger.duplicates, "lost": ledger.accepted - ledger.delivered,
+        "stray_pushes": ledger.stray_pushes, "errors": dict(ledger.errors),
+        "ack_ms": latency_summary(ledger.ack_latency), "push_ms": latency_summary(ledger.push_latency),
+        "duration_s": round(ledger.last_push - ledger.first_send, 3) if ledger.last_push and ledger.first_send else None,
+        "delivered_per_s": rate_per_s(ledger.delivered, ledger.first_send, ledger.last_push),
+        "server": server, "timed_out": timed_out,
+        "harness": {"procs": max(1, opts.procs), "cpu_s": round(own_cpu_seconds() - cpu_before + child_cpu, 2)},
+    })
+    if interval is not None:
+        report["send_lag_ms"] = latency_summary(ledger.send_lag)
+    report["ok"] = (not timed_out and report["delivered"] == spec.planned_sends and report["duplicates"] == 0)
+    return report
+
+
+async def run_idle(roster: Roster, opts: RunOptions, *, connections: int, hold: float) -> dict:
+    """K connections that only say hello and stay; the server's RSS growth per connection."""
+    raise_fd_limit(connections)
+    ledger = Ledger()
+    run_tag = secrets.token_hex(4)
+    # Members are reused cyclically; each connection has its own sessionId so none replaces another.
+    group = PeerGroup(roster, range(connections), opts.urls, ledger, run_tag=run_tag,
+                      connect_concurrency=opts.connect_concurrency, hello_timeout=opts.hello_timeout,
+                      want_delivery_ack=opts.want_delivery_ack)
+    progress = Progress(opts.progress, "idle")
+    sampler = ServerSampler(opts.pids)
+    sampler.start()
+    progress.show(f"opening {connections} connections", force=True)
+    started = time.monotonic()
+    ok, failures = await group.connect_all()
+    connect_s = time.monotonic() - started
+    progress.show(f"{ok}/{connections} connected; holding {hold:.1f}s", force=True)
+    await asyncio.sleep(hold)  # let the server settle (allocations, presence writes) before measuring
+    server = await sampler.stop()
+    await group.close_all()
+    progress.done()
+    for reason, count in failures.items():
+        ledger.on_error(reason, count)
+    if server and ok:
+        server["rss_per_conn_kb"] = round((server["rss_after_mb"] - server["rss_before_mb"]) * 1024 / ok, 1)
+    return {
+        "scenario": "idle", "urls": opts.urls, "connections": connections, "connections_ok": ok,
+        "connections_failed": connections - ok, "connect_s": round(connect_s, 2),
+        "connections_per_s": round(ok / connect_s, 1) if connect_s > 0 else None,
+        "delivery_ack": group.delivery_ack, "errors": dict(ledger.errors), "server": server,
+        "harness": {"procs": 1, "cpu_s": round(own_cpu_seconds(), 2)}, "timed_out": False,
+        "ok": ok == connections, "delivered_pct": None, "delivered_per_s": None,
+    }
