@@ -1,7 +1,38 @@
 from django.urls import include, path
 
+from meshes.views import audit, home, invites, keys, live, mesh
+
 urlpatterns: list = [
     # JSON API and public/broker HTTP routes (meshes/api); dashboard routes follow.
     path("api/v1/", include("meshes.api.urls")),
     path("", include("meshes.api.public_urls")),
 ]
+
+# --- dashboard (server-rendered pages; namespace "dashboard") ---------------------------------------------
+dashboard_patterns = [
+    path("", home.home, name="home"),
+    path("meshes/", home.mesh_list, name="mesh_list"),
+    path("meshes/new/", home.mesh_create, name="mesh_create"),
+    path("meshes/<str:mesh_id>/", mesh.mesh_detail, name="mesh"),
+    path("meshes/<str:mesh_id>/live/", live.mesh_live, name="mesh_live"),
+    path("meshes/<str:mesh_id>/members/<str:member_id>/role/", mesh.member_role, name="member_role"),
+    path("meshes/<str:mesh_id>/members/<str:member_id>/remove/", mesh.member_remove, name="member_remove"),
+    path("meshes/<str:mesh_id>/invites/", invites.invite_list, name="invites"),
+    path("meshes/<str:mesh_id>/invites/new/", invites.invite_create, name="invite_create"),
+    path("meshes/<str:mesh_id>/invites/<str:invite_id>/", invites.invite_detail, name="invite"),
+    path("meshes/<str:mesh_id>/invites/<str:invite_id>/revoke/", invites.invite_revoke, name="invite_revoke"),
+    path("meshes/<str:mesh_id>/keys/", keys.api_key_list, name="api_keys"),
+    path("meshes/<str:mesh_id>/keys/new/", keys.api_key_create, name="api_key_create"),
+    path("meshes/<str:mesh_id>/keys/created/", keys.api_key_created, name="api_key_created"),
+    path("meshes/<str:mesh_id>/keys/revoke/", keys.api_key_revoke, name="api_key_revoke"),
+    path("meshes/<str:mesh_id>/audit/", audit.audit_log, name="audit"),
+    path("meshes/<str:mesh_id>/settings/", mesh.mesh_settings, name="mesh_settings"),
+    path("meshes/<str:mesh_id>/settings/rename/", mesh.mesh_rename, name="mesh_rename"),
+    path("meshes/<str:mesh_id>/settings/archive/", mesh.mesh_archive, name="mesh_archive"),
+    # Public: where invite links land.
+    path("i/<str:code>", invites.invite_landing, name="invite_landing"),
+    path("i/<str:code>/join", invites.invite_accept, name="invite_accept"),
+    path("join/<str:token>", invites.join_landing, name="join_landing"),
+]
+
+urlpatterns += [path("", include((dashboard_patterns, "dashboard")))]

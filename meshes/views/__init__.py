@@ -1,0 +1,1 @@
+"""Dashboard views: parse forms, call meshes.services / meshes.selectors, render. No rules live here."""

@@ -1,0 +1,20 @@
+"""The mesh's audit log, newest first, under a banner saying whether its hash chain verifies."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from meshes import selectors
+from meshes.audit import audit_verify
+from meshes.views.common import mesh_context, mesh_view
+
+
+@mesh_view
+def audit_log(request: HttpRequest, actor) -> HttpResponse:
+    context = {
+        **mesh_context(actor, tab="audit"),
+        "verdict": audit_verify(mesh_id=actor.mesh.id),
+        "page": selectors.audit_page(mesh=actor.mesh, page_number=request.GET.get("page")),
+    }
+    return render(request, "dashboard/audit.html", context)

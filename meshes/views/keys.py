@@ -1,0 +1,96 @@
+"""API keys of a mesh: create (secret shown once), list, revoke by id or id prefix."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from meshes import selectors, services
+from meshes.errors import ServiceError
+from meshes.forms import ApiKeyCreateForm, ApiKeyRevokeForm
+from meshes.views.common import attach_error, error_status, mesh_context, mesh_view
+
+
+def _new_secret_session_key(mesh_id: str) -> str:
+    return f"dashboard:new_api_key:{mesh_id}"
+
+
+def _keys_page(request: HttpRequest, actor, *, create_form=None, revoke_form=None, status: int = 200) -> HttpResponse:
+    now = timezone.now()
+    context = {
+        **mesh_context(actor, tab="keys"),
+        "keys": [(key, key.status(now)) for key in selectors.api_keys_for_mesh(mesh=actor.mesh)],
+        "create_form": create_form or ApiKeyCreateForm(),
+        "revoke_form": revoke_form or ApiKeyRevokeForm(),
+    }
+    return render(request, "dashboard/api_keys.html", context, status=status)
+
+
+@mesh_view
+def api_key_list(request: HttpRequest, actor) -> HttpResponse:
+    return _keys_page(request, actor)
+
+
+@mesh_view
+@require_POST
+def api_key_create(request: HttpRequest, actor) -> HttpResponse:
+    form = ApiKeyCreateForm(request.POST)
+    if not form.is_valid():
+        return _keys_page(request, actor, create_form=form, status=400)
+    days = form.cleaned_data["expires_in_days"]
+    try:
+        key, secret = services.api_key_create(
+            actor=actor,
+            label=form.cleaned_data["label"],
+            capabilities=form.cleaned_data["capabilities"],
+            expires_at=timezone.now() + timedelta(days=days) if days else None,
+        )
+    except ServiceError as error:
+        attach_error(form, error)
+        return _keys_page(request, actor, create_form=form, status=error_status(error))
+    # Post/redirect/get: the secret rides in the session for exactly one GET of the next page.
+    request.session[_new_secret_session_key(actor.mesh.id)] = {"key_id": key.id, "secret": secret}
+    return redirect("dashboard:api_key_created", mesh_id=actor.mesh.id)
+
+
+@mesh_view
+@never_cache
+def api_key_created(request: HttpRequest, actor) -> HttpResponse:
+    stashed = request.session.pop(_new_secret_session_key(actor.mesh.id), None)
+    key = None
+    if stashed:
+        key = selectors.api_keys_for_mesh(mesh=actor.mesh).filter(pk=stashed["key_id"]).first()
+    context = {
+        **mesh_context(actor, tab="keys"),
+        "key": key,
+        "secret": stashed["secret"] if key else None,
+    }
+    return render(request, "dashboard/api_key_created.html", context)
+
+
+@mesh_view
+@require_POST
+def api_key_revoke(request: HttpRequest, actor) -> HttpResponse:
+    form = ApiKeyRevokeForm(request.POST)
+    if not form.is_valid():
+        return _keys_page(request, actor, revoke_form=form, status=400)
+    key_ref = form.cleaned_data["key_ref"].strip()
+    try:
+        outcome = services.api_key_revoke(actor=actor, key_ref=key_ref)
+    except ServiceError as error:
+        attach_error(form, error, field="key_ref")
+        return _keys_page(request, actor, revoke_form=form, status=error_status(error))
+    if outcome.status == "not_found":
+        form.add_error("key_ref", f"no key in this mesh has an id starting with “{key_ref}” (not_found)")
+        return _keys_page(request, actor, revoke_form=form, status=404)
+    if outcome.status == "not_unique":
+        form.add_error("key_ref", f"“{key_ref}” matches {outcome.matches} keys; type more of the id (not_unique)")
+        return _keys_page(request, actor, revoke_form=form, status=400)
+    messages.success(request, f"Key {outcome.key_id[:8]} revoked; it no longer authenticates.")
+    return redirect("dashboard:api_keys", mesh_id=actor.mesh.id)
