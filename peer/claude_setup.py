@@ -277,7 +277,7 @@ def _add_hooks(settings: dict[str, Any], state: dict[str, Any], paths: ClaudePat
         if event not in hooks:
             state.setdefault("created_hook_events", []).append(event)
         hooks.setdefault(event, []).append({"hooks": [{"type": "command", "command": command}]})
-        state["hooks"] = sorted(set(state["hooks"]) | {event})
+        state["hooks"] = sorted(set(state.get("hooks", [])) | {event})
         changed = True
     return changed
 

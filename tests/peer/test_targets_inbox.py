@@ -1,0 +1,77 @@
+"""Target resolution (names, pubkeys, prefixes, groups, ambiguity) and the durable inbox."""
+
+from __future__ import annotations
+
+import pytest
+
+from peer.inbox import Inbox, InboxMessage
+from peer.targets import TargetError, resolve_target
+
+A = "a" * 63 + "1"
+A2 = "a" * 63 + "2"
+B = "b" * 64
+ME = "c" * 64
+PEERS = [
+    {"pubkey": A, "memberPubkey": "1" * 64, "displayName": "Alice"},
+    {"pubkey": A2, "memberPubkey": "2" * 64, "displayName": "alice"},
+    {"pubkey": B, "memberPubkey": "3" * 64, "displayName": "Bob"},
+    {"pubkey": ME, "memberPubkey": "4" * 64, "displayName": "Bob"},
+]
+
+
+def test_name_is_case_insensitive_and_skips_self():
+    assert resolve_target("bob", PEERS, own_session_pubkey=ME).spec == B
+
+
+def test_duplicate_names_are_an_error_listing_candidates():
+    with pytest.raises(TargetError) as info:
+        resolve_target("ALICE", PEERS, own_session_pubkey=ME)
+    assert info.value.kind == "ambiguous" and A[:12] in str(info.value) and A2[:12] in str(info.value)
+
+
+def test_pubkey_prefix_unique_and_ambiguous():
+    assert resolve_target("bbbb", PEERS).spec == B
+    assert resolve_target("3333", PEERS).spec == B  # member key prefix routes to the live session key
+    with pytest.raises(TargetError) as info:
+        resolve_target("aaaa", PEERS)
+    assert info.value.kind == "ambiguous"
+
+
+def test_full_pubkey_passes_through_lowercased():
+    assert resolve_target("D" * 64, PEERS).spec == "d" * 64
+
+
+@pytest.mark.parametrize(("to", "spec", "group"), [("*", "*", None), ("@all", "@all", None), ("@ALL", "@all", None),
+                                                     ("@backend", "@backend", "backend")])
+def test_multicast_targets(to, spec, group):
+    target = resolve_target(to, [])
+    assert (target.spec, target.multicast, target.group) == (spec, True, group)
+
+
+@pytest.mark.parametrize(("to", "kind"), [("nobody", "not_found"), ("@", "invalid"), ("#topic", "invalid"),
+                                          ("", "invalid"), ("eeee", "not_found")])
+def test_bad_targets(to, kind):
+    with pytest.raises(TargetError) as info:
+        resolve_target(to, PEERS)
+    assert info.value.kind == kind
+
+
+def message(message_id: str) -> InboxMessage:
+    return InboxMessage(mesh_id="m", mesh_slug="team", message_id=message_id, sender_pubkey=A, sender_name="Alice",
+                        priority="next", kind="direct", plaintext="hi", failure=None, nonce="n", ciphertext="c",
+                        created_at="2026-01-01T00:00:00.000Z", received_at="2026-01-01T00:00:01.000Z")
+
+
+def test_inbox_dedupes_redeliveries_and_survives_reopen(tmp_path):
+    inbox = Inbox(tmp_path)
+    assert inbox.add(message("x1")) is True
+    assert inbox.add(message("x1")) is False
+    assert inbox.add(message("x2")) is True
+    inbox.close()
+    reopened = Inbox(tmp_path)
+    unread = reopened.unread()
+    assert [m.message_id for m in unread] == ["x1", "x2"]
+    reopened.mark_read(unread[:1], "2026-01-01T00:00:02.000Z")
+    assert [m.message_id for m in reopened.unread("team")] == ["x2"]
+    assert len(reopened.all()) == 2
+    assert (tmp_path / "inbox.sqlite3").stat().st_mode & 0o777 == 0o600
