@@ -142,9 +142,11 @@ async def _child(conn, config: GroupConfig) -> None:
 
     flushing = asyncio.create_task(flusher())
     sending = None
+    cpu_at_go = own_cpu_seconds()  # report the run's CPU only, not connecting and encrypting
     while True:
         command = await inbox.get()
         if command[0] == "go":
+            cpu_at_go = own_cpu_seconds()
             sending = asyncio.create_task(group.run_plan(plan, command[1], config.interval, config.offsets))
         elif command[0] == "stop":
             break
@@ -153,7 +155,7 @@ async def _child(conn, config: GroupConfig) -> None:
     await group.close_all()
     flushing.cancel()
     sink.flush()
-    conn.send(("closed", own_cpu_seconds()))
+    conn.send(("closed", own_cpu_seconds() - cpu_at_go))
 
 
 class RemoteGroup:
