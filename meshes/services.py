@@ -10,7 +10,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -179,6 +179,24 @@ def member_remove(*, actor: Actor, member_id: str) -> Member:
 # --- invites -------------------------------------------------------------------------------------------
 
 
+_INVITE_MINT_ATTEMPTS = 60
+
+
+def _signed_v1_payload(mesh: Mesh, *, role: str, expires_unix: int, owner_secret: str) -> wire_invites.InvitePayloadV1:
+    return wire_invites.v1_sign(
+        wire_invites.InvitePayloadV1(
+            mesh_id=mesh.id,
+            mesh_slug=mesh.slug,
+            broker_url=settings.BROKER_WS_URL,
+            expires_at=expires_unix,
+            mesh_root_key=mesh.root_key_b64url(),
+            role=role,
+            owner_pubkey=mesh.owner_pubkey,
+        ),
+        owner_secret,
+    )
+
+
 @transaction.atomic
 def invite_create(
     *,
@@ -196,52 +214,46 @@ def invite_create(
     uses = _check_int(max_uses, field="max uses", low=1, high=settings.INVITE_MAX_USES)
     days = _check_int(expires_in_days, field="expiry (days)", low=1, high=settings.INVITE_MAX_DAYS)
     mesh = actor.mesh
-    expires_at = (timezone.now() + timedelta(days=days)).replace(microsecond=0)
-    expires_unix = int(expires_at.timestamp())
+    newest_expiry = int((timezone.now() + timedelta(days=days)).timestamp())
     owner_secret = mesh.owner_secret_hex()
-    payload = wire_invites.v1_sign(
-        wire_invites.InvitePayloadV1(
-            mesh_id=mesh.id,
-            mesh_slug=mesh.slug,
-            broker_url=settings.BROKER_WS_URL,
-            expires_at=expires_unix,
-            mesh_root_key=mesh.root_key_b64url(),
-            role=role,
-            owner_pubkey=mesh.owner_pubkey,
-        ),
-        owner_secret,
-    )
-    invite_id = new_id()
-    canonical_v2 = wire_invites.v2_canonical(
-        mesh_id=mesh.id, invite_id=invite_id, expires_at=expires_unix, role=role, owner_pubkey=mesh.owner_pubkey
-    )
-    fields = dict(
-        id=invite_id,
-        mesh=mesh,
-        token=wire_invites.v1_encode(payload),
-        token_bytes=payload.canonical(),
-        role=role,
-        max_uses=uses,
-        preset=preset or {},
-        expires_at=expires_at,
-        created_by=actor.user(),
-        created_by_member=actor.member,
-        capability_v2=wire_invites.v2_capability(canonical_v2, owner_secret),
-    )
     invite = None
-    for _attempt in range(5):  # short codes are random; retry the rare collision
+    for attempt in range(_INVITE_MINT_ATTEMPTS):
+        # The v1 token has no nonce: two invites of one mesh with the same role and expiry second would be
+        # the same token (unique, and /join's lookup key). Step the expiry back a second until it is free.
+        expires_unix = newest_expiry - attempt
+        payload = _signed_v1_payload(mesh, role=role, expires_unix=expires_unix, owner_secret=owner_secret)
+        token = wire_invites.v1_encode(payload)
+        if Invite.objects.filter(token=token).exists():
+            continue
+        invite_id = new_id()
+        canonical_v2 = wire_invites.v2_canonical(
+            mesh_id=mesh.id, invite_id=invite_id, expires_at=expires_unix, role=role, owner_pubkey=mesh.owner_pubkey
+        )
         try:
-            with transaction.atomic():
-                invite = Invite.objects.create(code=new_code(), **fields)
+            with transaction.atomic():  # a concurrent twin or a short-code collision: try the next slot
+                invite = Invite.objects.create(
+                    id=invite_id,
+                    mesh=mesh,
+                    token=token,
+                    token_bytes=payload.canonical(),
+                    code=new_code(),
+                    role=role,
+                    max_uses=uses,
+                    preset=preset or {},
+                    expires_at=datetime.fromtimestamp(expires_unix, tz=UTC),
+                    created_by=actor.user(),
+                    created_by_member=actor.member,
+                    capability_v2=wire_invites.v2_capability(canonical_v2, owner_secret),
+                )
             break
         except IntegrityError:
             continue
     if invite is None:
-        raise ServiceError("code_collision", "could not allocate an invite code, try again", status=503)
+        raise ServiceError("code_collision", "could not allocate an invite, try again", status=503)
     _audit(
         actor,
         "invite_created",
-        {"inviteId": invite.id, "role": role, "maxUses": uses, "expiresAt": expires_unix},
+        {"inviteId": invite.id, "role": role, "maxUses": uses, "expiresAt": int(invite.expires_at.timestamp())},
     )
     return invite
 
