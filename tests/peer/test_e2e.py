@@ -1,0 +1,213 @@
+"""End to end against a real server process: two peers in separate config dirs join with real invites,
+exchange direct, @group and broadcast messages both ways, and the server holds no readable plaintext.
+An MCP client (the `mcp` package's stdio client) drives `claudemesh mcp` and receives channel notifications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from mcp.client.extension import NotificationBinding
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from pydantic import BaseModel, ConfigDict
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+DUMP_MESSAGE_ROWS = """
+import json
+from django.apps import apps
+rows = []
+for model in apps.get_app_config("broker").get_models():
+    if "message" not in model.__name__.lower():
+        continue
+    for row in model.objects.all():
+        rows.append({"model": model.__name__, **{f.attname: str(getattr(row, f.attname)) for f in model._meta.concrete_fields}})
+print(json.dumps(rows))
+"""
+
+
+def join_both(e2e_server, make_peer):
+    invite = e2e_server.invite
+    alice, bob = make_peer("alice"), make_peer("bob")
+    joined = alice.json("join", f"{e2e_server.http_url}/join/{invite['token']}", "--name", "alice")
+    assert joined["slug"] == invite["slug"] and joined["inviteVersion"] == 1
+    joined = bob.json("join", f"{e2e_server.http_url}/i/{invite['code']}", "--name", "bob")
+    assert joined["meshId"] == invite["meshId"]
+    return alice, bob
+
+
+def test_two_peers_exchange_direct_group_and_broadcast(e2e_server, make_peer):
+    alice, bob = join_both(e2e_server, make_peer)
+    for peer in (alice, bob):
+        peer.run("group", "join", "@team")
+    alice.watch()
+    bob.watch()
+
+    names = {p["displayName"] for p in alice.json("peers")}
+    assert "bob" in names
+
+    texts = {
+        "alice-dm": "hello bob, this is a direct message 🔐",
+        "bob-dm": "hi alice, direct reply",
+        "alice-group": "alice to @team: deploy at noon",
+        "bob-group": "bob to @team: ack",
+        "alice-all": "alice to everyone",
+        "bob-all": "bob to everyone",
+    }
+    sent = [
+        alice.json("send", "bob", texts["alice-dm"]),
+        bob.json("send", "alice", texts["bob-dm"], "--priority", "now"),
+        alice.json("send", "@team", texts["alice-group"]),
+        bob.json("send", "@team", texts["bob-group"]),
+        alice.json("send", "*", texts["alice-all"]),
+        bob.json("send", "*", texts["bob-all"], "--priority", "low"),
+    ]
+    assert all(s["ok"] and s["messageId"] for s in sent)
+
+    assert bob.wait_for_text(texts["alice-dm"])["kind"] == "direct"
+    assert alice.wait_for_text(texts["bob-dm"])["kind"] == "direct"
+    assert bob.wait_for_text(texts["alice-group"])["kind"] == "group"
+    assert alice.wait_for_text(texts["bob-group"])["kind"] == "group"
+    assert bob.wait_for_text(texts["alice-all"])["kind"] == "group"
+    assert alice.wait_for_text(texts["bob-all"])["kind"] == "group"
+
+    rows = json.loads(e2e_server.shell(DUMP_MESSAGE_ROWS).strip().splitlines()[-1])
+    assert len(rows) >= len(texts), rows
+    stored = json.dumps(rows)
+    database = b"".join(p.read_bytes() for p in e2e_server.tmp.glob("server.sqlite3*"))
+    for text in texts.values():
+        encoded = text.encode("utf-8")
+        for needle in (encoded, base64.b64encode(encoded)):
+            assert needle.decode() not in stored
+            assert needle not in database
+
+
+def test_inbox_marks_read_and_shows_undecryptable(e2e_server, make_peer):
+    alice, bob = join_both(e2e_server, make_peer)
+    bob.watch()
+    alice.run("send", "bob", "first")
+    bob.wait_for_text("first")
+    unread = bob.json("inbox", "--local")
+    assert [m["plaintext"] for m in unread] == ["first"]
+    assert bob.json("inbox", "--local") == []
+    assert [m["plaintext"] for m in bob.json("inbox", "--local", "--all")] == ["first"]
+
+
+def test_cli_verbs_against_the_broker(e2e_server, make_peer):
+    alice, bob = join_both(e2e_server, make_peer)
+    bob.watch()
+    result = alice.run("send", "nobody-here", "hi", check=False)
+    assert result.returncode == 1 and "not found" in result.stderr
+    assert alice.json("summary", "testing things") == {"summary": "testing things"}
+    assert alice.json("status", "set", "dnd") == {"status": "dnd"}
+    me = alice.json("whoami")
+    assert me[0]["slug"] == e2e_server.invite["slug"]
+    doctor = alice.json("doctor", check=False)
+    hello_checks = [c for c in doctor["checks"] if "hello accepted" in c["name"]]
+    assert hello_checks and hello_checks[0]["ok"], doctor
+    sent = alice.json("send", "bob", "status please")
+    status = alice.json("message-status", sent["messageId"])
+    assert status["messageId"] == sent["messageId"]
+
+
+def test_invites_and_api_keys_over_the_socket(e2e_server, make_peer):
+    invite = e2e_server.invite
+    admin, member = make_peer("admin"), make_peer("member")
+    admin.run("join", f"ic://join/{invite['adminToken']}", "--name", "admin")
+    member.run("join", f"{e2e_server.http_url}/i/{invite['code']}", "--name", "member")
+
+    created = admin.json("invite", "--max-uses", "2", "--expires-days", "1")
+    assert created["code"] and created["token"]
+    newcomer = make_peer("newcomer")
+    assert newcomer.json("join", created["shortUrl"])["meshId"] == invite["meshId"]
+
+    result = member.run("invite", check=False)
+    assert result.returncode == 7 and "forbidden" in result.stderr
+
+    key = admin.json("apikey", "create", "ci-key", "--cap", "send")
+    assert key["secret"].startswith("cm_")
+    assert any(k["id"] == key["id"] for k in admin.json("apikey", "list"))
+    result = admin.run("apikey", "revoke", "zzzzzzzz", check=False)
+    assert result.returncode == 5 and "not_found" in result.stderr
+    assert admin.json("apikey", "revoke", key["id"][:10]) == {"revoked": key["id"]}
+
+
+class ChannelParams(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    content: str
+    meta: dict[str, str]
+
+
+def test_mcp_session_lists_calls_and_receives_channel_notifications(e2e_server, make_peer):
+    invite = e2e_server.invite
+    carol, dave = make_peer("carol"), make_peer("dave")
+    carol.run("join", f"{e2e_server.http_url}/i/{invite['code']}", "--name", "carol")
+    dave.run("join", f"{e2e_server.http_url}/i/{invite['code']}", "--name", "dave")
+    dave.watch()
+
+    async def scenario():
+        received: asyncio.Queue[ChannelParams] = asyncio.Queue()
+
+        async def on_channel(params: ChannelParams) -> None:
+            await received.put(params)
+
+        binding = NotificationBinding(method="notifications/claude/channel", params_type=ChannelParams,
+                                      handler=on_channel)
+        server = StdioServerParameters(command=sys.executable, args=["-m", "peer.cli", "mcp"], env=carol.env,
+                                       cwd=str(ROOT))
+        async with stdio_client(server) as (read, write), ClientSession(read, write,
+                                                                         notification_bindings=[binding]) as session:
+            init = await session.initialize()
+            assert init.capabilities.experimental == {"claude/channel": {}}
+            assert "untrusted" in (init.instructions or "")
+            tools = {tool.name for tool in (await session.list_tools()).tools}
+            assert tools == {"list_peers", "send_message", "check_messages", "set_summary", "set_status",
+                             "message_status", "whoami"}
+
+            async def call(name, args=None):
+                result = await session.call_tool(name, args or {})
+                return result.content[0].text, result.is_error
+
+            text, error = await call("whoami")
+            for _ in range(50):  # the broker connection comes up in the background
+                if "open" in text:
+                    break
+                await asyncio.sleep(0.2)
+                text, error = await call("whoami")
+            assert "open" in text and not error
+            text, error = await call("list_peers")
+            assert "dave" in text and not error
+            assert not (await call("set_summary", {"summary": "reviewing"}))[1]
+            assert not (await call("set_status", {"status": "working"}))[1]
+            text, error = await call("send_message", {"to": "dave", "message": "hi dave from mcp"})
+            assert text.startswith("✓ dave → ") and not error
+            message_id = text.split("→ ")[1].strip()
+            text, error = await call("message_status", {"id": message_id})
+            assert message_id[:12] in text and not error
+            text, error = await call("send_message", {"to": "nobody", "message": "x"})
+            assert error and "not found" in text
+            assert (await call("check_messages"))[0] == "No new messages."
+
+            dave.run("send", "carol", "hello carol via channel", "--priority", "now")
+            while True:
+                note = await asyncio.wait_for(received.get(), 20)
+                if note.meta.get("kind") != "system":
+                    break
+            assert note.content == "[URGENT] dave: hello carol via channel"
+            assert note.meta["from_name"] == "dave" and note.meta["priority"] == "now"
+            assert note.meta["mesh_slug"] == invite["slug"]
+            text, error = await call("check_messages")
+            assert "hello carol via channel" in text and "1 new message" in text
+
+    asyncio.run(scenario())
+    dave.wait_for_text("hi dave from mcp")
+    assert os.environ.get("CLAUDEMESH_CONFIG_DIR") != str(carol.config_dir)
