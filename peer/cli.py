@@ -15,7 +15,7 @@ from peer import __version__
 from peer.claude_setup import ClaudePaths, SetupError, install, uninstall
 from peer.client import PRIORITIES, MeshClient, cli_session_id, now_iso
 from peer.config import Config, ConfigError, ConfigStore, MeshEntry, default_display_name
-from peer.connection import ConnectionUnavailable, HelloOptions, RequestFailed, TerminalClose
+from peer.connection import CLI_CHANNEL, ConnectionUnavailable, HelloOptions, RequestFailed, TerminalClose
 from peer.enroll import EnrollError, join
 from peer.hook import STATUSES, run_hook
 from peer.inbox import Inbox, InboxMessage
@@ -50,6 +50,7 @@ class Context:
         self.args = args
         self.out = Output(bool(getattr(args, "json", False)))
         self.store = ConfigStore()
+        self._inbox: Inbox | None = None
 
     def config(self) -> Config:
         try:
@@ -82,18 +83,25 @@ class Context:
         return self.meshes(config)[0]
 
     def inbox(self) -> Inbox:
-        return Inbox(self.store.directory)
+        return self.shared_inbox()
 
     def client(self, mesh: MeshEntry, config: Config, *, inbox: Inbox | None = None, long_lived: bool = False,
                groups: bool = False) -> MeshClient:
         name = os.environ.get("CLAUDEMESH_DISPLAY_NAME", "").strip() or config.display_name or default_display_name()
         options = HelloOptions(
-            # One-shot verbs show up as "<name> (cli)" so they are never mistaken for the long-lived session.
-            display_name=name if long_lived else f"{name} (cli)",
+            display_name=name,
             session_id=cli_session_id(),
             groups=_config_groups(config) if groups else [],
+            # One-shot verbs announce a CLI channel so name lookups prefer the long-lived session.
+            channel="claude-code" if long_lived else CLI_CHANNEL,
         )
-        return MeshClient(mesh, options, inbox=inbox)
+        # Any connection may be handed queued messages, so every one stores them before acknowledging.
+        return MeshClient(mesh, options, inbox=inbox or self.shared_inbox())
+
+    def shared_inbox(self) -> Inbox:
+        if self._inbox is None:
+            self._inbox = Inbox(self.store.directory)
+        return self._inbox
 
 
 def _config_groups(config: Config) -> list[dict[str, str]]:
@@ -389,7 +397,7 @@ def cmd_status(ctx: Context) -> int:
         )
         return 0
     peers = run_async(with_client(ctx, mesh, config, lambda c: c.peers(include_self=True)))
-    mine = [p for p in peers if p.get("memberPubkey") == mesh.pubkey and not str(p.get("displayName", "")).endswith("(cli)")]
+    mine = [p for p in peers if p.get("memberPubkey") == mesh.pubkey and p.get("channel") != CLI_CHANNEL]
     records = [{"displayName": p.get("displayName"), "status": p.get("status"), "summary": p.get("summary"),
                 "sessionId": p.get("sessionId")} for p in mine]
     if ctx.out.as_json:

@@ -39,6 +39,9 @@ class MeshClient:
         self.connection = MeshConnection(mesh, options, on_push=self._on_push)
         self.listeners: list = []  # async callables(InboxMessage) run for each new inbound message
         self._peers_cache: tuple[float, list[dict[str, Any]]] = (0.0, [])
+        # Names learnt from peer_joined/peer_returned events: a short-lived sender may be gone by the time
+        # its message is read, so the live peer list alone cannot name it.
+        self.known_names: dict[str, str] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
@@ -80,6 +83,8 @@ class MeshClient:
 
     async def sender_name(self, sender_pubkey: str) -> str:
         """Display name for a sender key, from a per-mesh peer cache refreshed when older than 30 s."""
+        if sender_pubkey in self.known_names:
+            return self.known_names[sender_pubkey]
         stamp, peers = self._peers_cache
         if time.monotonic() - stamp > PEER_CACHE_SECONDS or not any(_has_key(p, sender_pubkey) for p in peers):
             try:
@@ -203,6 +208,9 @@ class MeshClient:
 
     async def _on_push(self, frame: dict[str, Any]) -> None:
         message = self.read_push(frame)
+        data = frame.get("eventData")
+        if message.kind == "system" and isinstance(data, dict) and data.get("pubkey") and data.get("name"):
+            self.known_names[str(data["pubkey"])] = str(data["name"])
         if message.kind != "system" and message.sender_pubkey:
             message.sender_name = await self.sender_name(message.sender_pubkey)
         is_new = True

@@ -39,6 +39,7 @@ HELLO_TIMEOUT = 5.0
 REQUEST_TIMEOUT = 5.0
 SEND_TIMEOUT = 10.0
 MAX_PENDING_SENDS = 100
+CLI_CHANNEL = "claudemesh-cli"
 TERMINAL_CLOSE_CODES = {4001: "kicked from this mesh", 4002: "removed (banned) from this mesh"}
 
 PushHandler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -82,6 +83,7 @@ class HelloOptions:
     cwd: str = field(default_factory=os.getcwd)
     want_delivery_ack: bool = True
     groups: list[dict[str, str]] = field(default_factory=list)
+    channel: str = "claude-code"  # one-shot CLI connections say CLI_CHANNEL so peers can tell them apart
 
 
 def _log(message: str) -> None:
@@ -230,7 +232,7 @@ class MeshConnection:
             "cwd": self.options.cwd,
             "hostname": socket.gethostname(),
             "peerType": "ai",
-            "channel": "claude-code",
+            "channel": self.options.channel,
             "timestamp": timestamp,
             "signature": signature,
         }

@@ -8,8 +8,8 @@ import sys
 
 from peer.claude_setup import ClaudePaths, SetupError, hooks_registered, is_registered
 from peer.client import MeshClient, cli_session_id
-from peer.config import ConfigError
-from peer.connection import ConnectionUnavailable, HelloOptions
+from peer.config import ConfigError, default_display_name
+from peer.connection import CLI_CHANNEL, ConnectionUnavailable, HelloOptions
 
 HELLO_TIMEOUT = 8.0
 
@@ -45,7 +45,7 @@ def run_doctor(ctx, paths: ClaudePaths) -> int:
               "re-join the mesh with a fresh invite")
         if problems:
             continue
-        ok, detail = asyncio.run(_hello(mesh))
+        ok, detail = asyncio.run(_hello(mesh, ctx.shared_inbox()))
         check(f"{mesh.slug}: broker reachable, hello accepted", ok, detail,
               "check the broker URL, your network, and that you are still a member")
 
@@ -65,8 +65,9 @@ def run_doctor(ctx, paths: ClaudePaths) -> int:
     return 1 if failed else 0
 
 
-async def _hello(mesh) -> tuple[bool, str]:
-    client = MeshClient(mesh, HelloOptions(display_name="doctor (cli)", session_id=cli_session_id()))
+async def _hello(mesh, inbox) -> tuple[bool, str]:
+    options = HelloOptions(display_name=default_display_name(), session_id=cli_session_id(), channel=CLI_CHANNEL)
+    client = MeshClient(mesh, options, inbox=inbox)  # queued messages handed to this probe are kept
     client.start()
     loop = asyncio.get_running_loop()
     started = loop.time()

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+CLI_CHANNEL = "claudemesh-cli"  # hello `channel` of one-shot CLI connections (peer.connection)
 HEX_PREFIX = re.compile(r"^[0-9a-fA-F]{4,64}$")
 GROUP_NAME = re.compile(r"^[A-Za-z0-9_./-]{1,64}$")
 
@@ -50,6 +51,10 @@ def resolve_target(to: str, peers: list[dict[str, Any]], own_session_pubkey: str
     others = [p for p in peers if p.get("pubkey") != own_session_pubkey]
 
     by_name = [p for p in others if str(p.get("displayName", "")).lower() == value.lower()]
+    if len(by_name) > 1:
+        # A person's short-lived CLI connections share their name; the long-lived session is the one meant.
+        long_lived = [p for p in by_name if p.get("channel") != CLI_CHANNEL]
+        by_name = long_lived or by_name
     if len(by_name) == 1:
         return _direct(by_name[0])
     if len(by_name) > 1:
