@@ -1,0 +1,61 @@
+"""Per-worker batchers: many sends (or delivery marks) → one transaction on one thread hop.
+
+The batch window is a few milliseconds; under load a batch simply grows. Callers never block the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+from channels.db import database_sync_to_async
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_BATCH = 1000
+
+
+class Batcher(Generic[T]):
+    """Collects items; `flush_fn(items)` runs in the DB thread; `done_fn(items, result, error)` on the loop."""
+
+    def __init__(
+        self,
+        *,
+        window: float,
+        flush_fn: Callable[[list[T]], Any],
+        done_fn: Callable[[list[T], Any, BaseException | None], Awaitable[None]],
+    ):
+        self.window = window
+        self._flush_fn = database_sync_to_async(flush_fn)
+        self._done_fn = done_fn
+        self._items: list[T] = []
+        self._task: asyncio.Task | None = None
+
+    def add(self, item: T) -> None:
+        self._items.append(item)
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while self._items:
+            if self.window:
+                await asyncio.sleep(self.window)
+            batch, self._items = self._items[:MAX_BATCH], self._items[MAX_BATCH:]
+            result, error = None, None
+            try:
+                result = await self._flush_fn(batch)
+            except Exception as exc:  # the batch failed as a whole: every caller hears about it
+                logger.exception("batch flush failed (%d items)", len(batch))
+                error = exc
+            try:
+                await self._done_fn(batch, result, error)
+            except Exception:
+                logger.exception("batch completion failed")
+
+    async def drain(self) -> None:
+        """Wait until everything added so far has been flushed (the task loops until the list is empty)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.wait({self._task})

@@ -1,0 +1,55 @@
+"""Broker settings with their defaults in one place (read at call time so tests can override them)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+HELLO_MAX_SKEW_MS = 60_000
+HOOK_FRESH_WINDOW_SECONDS = 30
+PENDING_HOOK_TTL_SECONDS = 10
+VERSION = "0.1.0"
+NODES_GROUP = "broker.nodes"
+
+
+def get(name: str, default):
+    return getattr(settings, name, default)
+
+
+def max_message_bytes() -> int:
+    return get("BROKER_MAX_MESSAGE_BYTES", 65536)
+
+
+def max_connections_per_mesh() -> int:
+    return get("BROKER_MAX_CONNECTIONS_PER_MESH", 100)
+
+
+def max_connections_per_ip() -> int:
+    return get("BROKER_MAX_CONNECTIONS_PER_IP", 20000)
+
+
+def send_rate() -> tuple[int, int]:
+    return get("BROKER_SEND_RATE_BURST", 2000), get("BROKER_SEND_RATE_PER_MIN", 60000)
+
+
+def retention_days() -> int:
+    return get("BROKER_MESSAGE_RETENTION_DAYS", 7)
+
+
+def lease_seconds() -> int:
+    return get("BROKER_PRESENCE_LEASE_SECONDS", 45)
+
+
+def heartbeat_seconds() -> float:
+    return get("BROKER_HEARTBEAT_SECONDS", 10)
+
+
+def sweep_seconds() -> float:
+    return get("BROKER_SWEEP_SECONDS", 2.0)
+
+
+def hello_timeout_seconds() -> float:
+    return get("BROKER_HELLO_TIMEOUT_SECONDS", 30)
+
+
+def batch_seconds() -> float:
+    return get("BROKER_BATCH_MS", 3.0) / 1000.0

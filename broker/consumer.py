@@ -1,0 +1,78 @@
+"""The `/ws` consumer: size check, JSON parse, dispatch by `type`. Everything else lives in handlers/ and
+services/. Frames of one socket are handled one at a time, in arrival order (protocol.md §2.7 [PY]).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from channels.consumer import get_handler_name
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from broker import conf, metrics, wire
+from broker.connection import Peer
+from broker.handlers import dispatch
+from broker.node import get_node
+
+logger = logging.getLogger(__name__)
+
+
+class BrokerConsumer(AsyncWebsocketConsumer):
+    # No per-socket channel: cross-worker traffic goes through the node's one channel (broker/node.py).
+    channel_layer_alias = "__broker_no_per_socket_channel__"
+
+    async def dispatch(self, message):
+        # Channels closes stale DB connections before every frame (a thread hop); our DB calls do it already.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def connect(self):
+        node = get_node()
+        await node.ensure_started()
+        client = self.scope.get("client") or ("unknown", 0)
+        ip = str(client[0])
+        self.peer = Peer(consumer=self, node=node, ip=ip)
+        if not node.admit_ip(ip):
+            self.peer.closed = True
+            metrics.connections_rejected.labels("ip_capacity").inc()
+            await self.accept()
+            await self.send(text_data=wire.dumps(wire.error("capacity", "too many connections from this address")))
+            await self.close(code=1008, reason="ip_capacity")
+            return
+        metrics.connections_total.inc()
+        await self.accept()
+        self._hello_timer = asyncio.get_running_loop().call_later(conf.hello_timeout_seconds(), self._hello_timeout)
+
+    def _hello_timeout(self) -> None:
+        if not self.peer.authenticated and not self.peer.closed:
+            asyncio.ensure_future(self.peer.close(1008, "no_hello"))
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.peer.closed:
+            return
+        raw = text_data if text_data is not None else bytes_data
+        if raw is None:
+            return
+        size = len(raw.encode("utf-8")) if isinstance(raw, str) else len(raw)
+        if size > conf.max_message_bytes():
+            await self.peer.close(1009, "message too big")
+            return
+        try:
+            frame = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return  # not JSON: dropped silently, the socket stays open (§1.2)
+        if not isinstance(frame, dict):
+            return
+        await dispatch(self.peer, frame)
+
+    async def disconnect(self, code):
+        timer = getattr(self, "_hello_timer", None)
+        if timer is not None:
+            timer.cancel()
+        peer = getattr(self, "peer", None)
+        if peer is not None:
+            await peer.on_closed()

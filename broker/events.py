@@ -1,0 +1,39 @@
+"""React to committed mesh changes (meshes.events): close the sockets of revoked members and archived meshes.
+
+Listeners run synchronously after commit, maybe in a worker thread: hop onto the node's loop for the local
+sockets; the node also tells the other workers. The periodic sweep is the safety net if either is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from broker import wire
+from broker.node import current_node
+from meshes.events import MeshEvent
+
+logger = logging.getLogger(__name__)
+
+
+def on_mesh_event(event: MeshEvent) -> None:
+    if event.kind == "member_revoked":
+        member_id = event.data.get("memberId")
+        error = wire.error("revoked", "you have been removed from this mesh")
+        kwargs = dict(mesh_id=event.mesh_id, member_id=member_id, error=error, code=4002, reason="banned")
+    elif event.kind == "mesh_archived":
+        error = wire.error("mesh_archived", "this mesh is archived")
+        kwargs = dict(mesh_id=event.mesh_id, member_id=None, error=error, code=4002, reason="mesh_archived")
+    else:
+        return
+    node = current_node()
+    if node is None or node.loop.is_closed():
+        return  # no sockets in this process; the workers' sweeps pick the change up
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is node.loop:
+        node.loop.create_task(node.evict(**kwargs))
+    else:
+        asyncio.run_coroutine_threadsafe(node.evict(**kwargs), node.loop)

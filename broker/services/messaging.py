@@ -1,0 +1,468 @@
+"""Messages and deliveries (protocol.md §3, docs/wire-extensions.md).
+
+Durable first: a send is acknowledged only after its message and per-recipient delivery rows committed.
+A delivery is pending, in flight (claimed by one presence), or delivered (written to an ack-less socket, or
+`push_ack`ed). In-flight rows whose claimer disconnected go back to pending, so nothing acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from broker import conf, wire
+from broker.models import Delivery, DeliveryState, Message, PeerState, Presence, Priority, Status, session_key
+from broker.services.presence import effective_status, live_presences
+from meshes.models import Member
+
+CLIENT_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+DIRECT_TARGET = re.compile(r"^[0-9a-fA-F]{64}$")
+DEFAULT_GRANTS = ("read", "dm", "broadcast", "state-read")
+NO_PEER = "no connected peer for target (not online, or targetSpec is your own key without another session)"
+BLOCKED = "blocked by recipient grants (sender lacks dm capability)"
+CLAIM_LIMIT = 500
+
+
+class SendRejected(Exception):
+    def __init__(self, text: str, reason: str):
+        super().__init__(text)
+        self.text = text
+        self.reason = reason  # metrics label
+
+
+@dataclass(frozen=True)
+class Sender:
+    mesh_id: str
+    member_id: str
+    member_pubkey: str
+    session_pubkey: str | None
+    presence_id: str
+
+
+@dataclass
+class SendInput:
+    sender: Sender
+    target_spec: str
+    priority: str
+    nonce: str
+    ciphertext: str
+    client_message_id: str | None
+
+
+@dataclass
+class SendOutcome:
+    message_id: str = ""
+    error: str | None = None
+    reject_reason: str | None = None
+    frame: dict[str, Any] | None = None
+    local: list[str] = field(default_factory=list)  # presences on this node holding a pre-claimed row
+    doorbells: set[tuple[str, str]] = field(default_factory=set)  # (node id, presence id) to drain
+    recipients: int = 0
+
+
+def js_length(text: str) -> int:
+    """JavaScript string length (UTF-16 code units), as the reference measures payloads."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def check_send(frame: dict[str, Any], sender: Sender) -> SendInput:
+    """Shape and size checks that need no database (§3.3 step 2)."""
+    target, nonce, ciphertext = frame.get("targetSpec"), frame.get("nonce"), frame.get("ciphertext")
+    if not isinstance(target, str) or not target or not isinstance(nonce, str) or not isinstance(ciphertext, str):
+        raise SendRejected("invalid send: targetSpec, nonce and ciphertext are required strings", "parse_or_handler")
+    size = js_length(ciphertext) + js_length(nonce) + js_length(target)
+    limit = conf.max_message_bytes()
+    if size > limit:
+        raise SendRejected(f"payload too large: {size} bytes > MAX_MESSAGE_BYTES={limit}", "too_large")
+    priority = frame.get("priority", Priority.NEXT)
+    if priority is None:
+        priority = Priority.NEXT
+    if priority not in Priority.values:
+        raise SendRejected("invalid priority: must be now, next or low", "parse_or_handler")
+    client_message_id = frame.get("clientMessageId")
+    if client_message_id is not None and (
+        not isinstance(client_message_id, str) or not CLIENT_MESSAGE_ID.fullmatch(client_message_id)
+    ):
+        raise SendRejected("invalid clientMessageId: 1-64 chars [A-Za-z0-9_.:-]", "parse_or_handler")
+    if target.startswith("#"):
+        raise SendRejected("topics are not supported by this broker", "no_recipient")
+    if not (target in ("*", "@all") or target.startswith("@") or DIRECT_TARGET.fullmatch(target)):
+        raise SendRejected(NO_PEER, "no_recipient")
+    return SendInput(sender, target, priority, nonce, ciphertext, client_message_id)
+
+
+def grants_allow(grants: Any, *, sender: Sender, capability: str) -> bool:
+    """Member-key entry, else session-key entry, else the default set ([PY] §10 item 6)."""
+    if isinstance(grants, dict):
+        for key in (sender.member_pubkey, sender.session_pubkey):
+            if key and key in grants:
+                entry = grants[key]
+                return isinstance(entry, list) and capability in entry
+    return capability in DEFAULT_GRANTS
+
+
+def group_matches(groups: Any, name: str) -> bool:
+    """`@a` reaches members of `a`, `a/b`, `a/b/c` (hierarchical groups, §3.6)."""
+    if not isinstance(groups, list):
+        return False
+    prefix = name + "/"
+    return any(
+        isinstance(g, dict) and isinstance(g.get("name"), str) and (g["name"] == name or g["name"].startswith(prefix))
+        for g in groups
+    )
+
+
+def _can_take_now(presence: dict[str, Any], priority: str, now: datetime) -> bool:
+    status = effective_status(
+        status=presence["status"], source=presence["status_source"], updated_at=presence["status_updated_at"], now=now
+    )
+    return status == Status.IDLE or priority == Priority.NOW
+
+
+@dataclass
+class _BatchContext:
+    now: datetime
+    node_id: str
+    live: dict[str, list[dict[str, Any]]]
+    members: dict[str, dict[str, Any]]
+    member_by_pubkey: dict[tuple[str, str], dict[str, Any]]
+    session_owner: dict[tuple[str, str], str]
+    saved: dict[str, dict[str, Any]]
+
+
+PRESENCE_FIELDS = (
+    "id", "mesh_id", "member_id", "session_id", "session_pubkey", "groups", "visible", "node_id",
+    "status", "status_source", "status_updated_at",
+)  # fmt: skip
+
+
+def _load_context(inputs: list[SendInput], node_id: str, now: datetime) -> _BatchContext:
+    mesh_ids = {item.sender.mesh_id for item in inputs}
+    live: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in live_presences(now=now).filter(mesh_id__in=mesh_ids).order_by("connected_at").values(*PRESENCE_FIELDS):
+        live[row["mesh_id"]].append(row)
+    members, by_pubkey = {}, {}
+    for row in Member.objects.filter(mesh_id__in=mesh_ids, revoked_at=None, pubkey__isnull=False).values(
+        "id", "mesh_id", "pubkey", "peer_grants", "default_groups"
+    ):
+        members[row["id"]] = row
+        by_pubkey[(row["mesh_id"], row["pubkey"])] = row
+    session_owner = {(p["mesh_id"], p["session_pubkey"]): p["member_id"] for rows in live.values() for p in rows if p["session_pubkey"]}
+    unresolved = {
+        item.target_spec
+        for item in inputs
+        if DIRECT_TARGET.fullmatch(item.target_spec)
+        and (item.sender.mesh_id, item.target_spec) not in by_pubkey
+        and (item.sender.mesh_id, item.target_spec) not in session_owner
+    }
+    if unresolved:  # an offline session key: its messages wait for that session to come back
+        for row in (
+            Presence.objects.filter(mesh_id__in=mesh_ids, session_pubkey__in=unresolved)
+            .order_by("connected_at")
+            .values("mesh_id", "session_pubkey", "member_id")
+        ):
+            if row["member_id"] in members:
+                session_owner[(row["mesh_id"], row["session_pubkey"])] = row["member_id"]
+    saved = {}
+    if any(item.target_spec.startswith("@") or item.target_spec == "*" for item in inputs):
+        for row in PeerState.objects.filter(mesh_id__in=mesh_ids).values("member_id", "groups", "visible"):
+            saved[row["member_id"]] = row
+    return _BatchContext(now, node_id, live, members, by_pubkey, session_owner, saved)
+
+
+def _route(outcome: SendOutcome, ctx: _BatchContext, presence: dict[str, Any], delivery: Delivery, claim: bool) -> None:
+    """Pre-claim a row for a connection on this node (pushed from memory); ring a doorbell otherwise."""
+    if claim and presence["node_id"] == ctx.node_id:
+        delivery.state = DeliveryState.IN_FLIGHT
+        delivery.claimed_by = presence["id"]
+        delivery.claimed_at = ctx.now
+        outcome.local.append(presence["id"])
+    else:
+        outcome.doorbells.add((presence["node_id"], presence["id"]))
+
+
+def _plan_direct(item: SendInput, ctx: _BatchContext, message: Message, outcome: SendOutcome) -> list[Delivery]:
+    sender, target = item.sender, item.target_spec
+    live = [p for p in ctx.live.get(sender.mesh_id, []) if p["id"] != sender.presence_id]
+    member = ctx.member_by_pubkey.get((sender.mesh_id, target))
+    if member is not None:
+        candidates = [p for p in live if p["member_id"] == member["id"]]
+        recipient_session = None
+        if member["id"] == sender.member_id:
+            # To one's own member key: another session of ours, never the sending connection itself.
+            if not candidates:
+                raise SendRejected(NO_PEER, "no_recipient")
+            recipient_session = session_key(candidates[0]["session_pubkey"], candidates[0]["session_id"])
+            candidates = candidates[:1]
+    else:
+        owner_id = ctx.session_owner.get((sender.mesh_id, target))
+        if owner_id is None or target == sender.session_pubkey:
+            raise SendRejected(NO_PEER, "no_recipient")
+        member = ctx.members[owner_id]
+        candidates = [p for p in live if p["session_pubkey"] == target]
+        recipient_session = target
+    if not grants_allow(member["peer_grants"], sender=sender, capability="dm"):
+        raise SendRejected(BLOCKED, "blocked")
+    delivery = Delivery(
+        message=message,
+        recipient_member_id=member["id"],
+        recipient_session=recipient_session,
+        gated=True,
+        priority=item.priority,
+    )
+    ready = [p for p in candidates if _can_take_now(p, item.priority, ctx.now)]
+    local = [p for p in ready if p["node_id"] == ctx.node_id]
+    if local:
+        _route(outcome, ctx, local[0], delivery, claim=True)
+    else:
+        for presence in ready:
+            _route(outcome, ctx, presence, delivery, claim=False)
+    return [delivery]
+
+
+def _plan_multicast(item: SendInput, ctx: _BatchContext, message: Message, outcome: SendOutcome) -> list[Delivery]:
+    sender, target = item.sender, item.target_spec
+    group = None if target in ("*", "@all") else target[1:]
+    deliveries = []
+    online_members = set()
+    for presence in ctx.live.get(sender.mesh_id, []):
+        online_members.add(presence["member_id"])
+        if presence["id"] == sender.presence_id or not presence["visible"]:
+            continue
+        if group is not None and not group_matches(presence["groups"], group):
+            continue
+        member = ctx.members.get(presence["member_id"])
+        if member is None or not grants_allow(member["peer_grants"], sender=sender, capability="broadcast"):
+            continue
+        delivery = Delivery(
+            message=message,
+            recipient_member_id=member["id"],
+            recipient_session=session_key(presence["session_pubkey"], presence["session_id"]),
+            gated=False,
+            priority=item.priority,
+        )
+        _route(outcome, ctx, presence, delivery, claim=True)
+        deliveries.append(delivery)
+    # Better than the reference: matching members who are offline get it when they come back.
+    for member in ctx.members.values():
+        if member["mesh_id"] != sender.mesh_id or member["id"] in online_members or member["id"] == sender.member_id:
+            continue
+        saved = ctx.saved.get(member["id"])
+        if saved is not None and not saved["visible"]:
+            continue
+        groups = saved["groups"] if saved and saved["groups"] else member["default_groups"]
+        if group is not None and not group_matches(groups, group):
+            continue
+        if not grants_allow(member["peer_grants"], sender=sender, capability="broadcast"):
+            continue
+        deliveries.append(
+            Delivery(message=message, recipient_member_id=member["id"], gated=False, priority=item.priority)
+        )
+    return deliveries
+
+
+@transaction.atomic
+def messages_accept(*, inputs: list[SendInput], node_id: str) -> list[SendOutcome]:
+    """Accept a batch of sends in one transaction: resolve recipients, insert messages and deliveries."""
+    now = timezone.now()
+    ctx = _load_context(inputs, node_id, now)
+    keyed = [(item.sender.member_id, item.client_message_id) for item in inputs if item.client_message_id]
+    existing: dict[tuple[str, str], str] = {}
+    if keyed:
+        for row in Message.objects.filter(
+            sender_member_id__in={k[0] for k in keyed}, client_message_id__in={k[1] for k in keyed}
+        ).values("id", "sender_member_id", "client_message_id"):
+            existing[(row["sender_member_id"], row["client_message_id"])] = row["id"]
+    messages, deliveries, outcomes = [], [], []
+    for item in inputs:
+        outcome = SendOutcome()
+        outcomes.append(outcome)
+        sender = item.sender
+        if item.client_message_id and (sender.member_id, item.client_message_id) in existing:
+            outcome.message_id = existing[(sender.member_id, item.client_message_id)]
+            continue  # idempotent retry: same messageId, no second delivery
+        message = Message(
+            mesh_id=sender.mesh_id,
+            sender_member_id=sender.member_id,
+            sender_session_pubkey=sender.session_pubkey,
+            sender_pubkey=sender.session_pubkey or sender.member_pubkey,
+            target_spec=item.target_spec,
+            priority=item.priority,
+            nonce=item.nonce,
+            ciphertext=item.ciphertext,
+            client_message_id=item.client_message_id,
+            created_at=now,
+        )
+        try:
+            if DIRECT_TARGET.fullmatch(item.target_spec):
+                planned = _plan_direct(item, ctx, message, outcome)
+            else:
+                planned = _plan_multicast(item, ctx, message, outcome)
+        except SendRejected as rejected:
+            outcome.error, outcome.reject_reason = rejected.text, rejected.reason
+            outcome.local.clear()
+            outcome.doorbells.clear()
+            continue
+        if item.client_message_id:
+            existing[(sender.member_id, item.client_message_id)] = message.id
+        messages.append(message)
+        deliveries.extend(planned)
+        outcome.message_id = message.id
+        outcome.recipients = len(planned)
+        outcome.frame = wire.push(
+            message_id=message.id,
+            mesh_id=message.mesh_id,
+            sender_pubkey=message.sender_pubkey,
+            priority=message.priority,
+            nonce=message.nonce,
+            ciphertext=message.ciphertext,
+            created_at=now,
+        )
+    Message.objects.bulk_create(messages)
+    Delivery.objects.bulk_create(deliveries)
+    return outcomes
+
+
+def _mine(member_id: str, keys: list[str]):
+    return Q(recipient_member_id=member_id) & (Q(recipient_session__isnull=True) | Q(recipient_session__in=keys))
+
+
+@transaction.atomic
+def deliveries_claim(*, presence_id: str, member_id: str, keys: list[str]) -> list[dict[str, Any]]:
+    """A drain: atomically claim what this connection may take now, oldest first. Disjoint across drains."""
+    now = timezone.now()
+    presence = (
+        Presence.objects.filter(pk=presence_id, disconnected_at=None)
+        .values("status", "status_source", "status_updated_at")
+        .first()
+    )
+    if presence is None:
+        return []
+    status = effective_status(
+        status=presence["status"], source=presence["status_source"], updated_at=presence["status_updated_at"], now=now
+    )
+    pending = Delivery.objects.filter(_mine(member_id, keys), state=DeliveryState.PENDING)
+    if status != Status.IDLE:
+        pending = pending.filter(Q(gated=False) | Q(priority=Priority.NOW))
+    ids = list(pending.order_by("id").select_for_update(skip_locked=True).values_list("id", flat=True)[:CLAIM_LIMIT])
+    if not ids:
+        return []
+    Delivery.objects.filter(pk__in=ids, state=DeliveryState.PENDING).update(
+        state=DeliveryState.IN_FLIGHT, claimed_by=presence_id, claimed_at=now
+    )
+    rows = Message.objects.filter(deliveries__id__in=ids, deliveries__claimed_by=presence_id).order_by("created_at", "id")
+    return [
+        wire.push(
+            message_id=m.id,
+            mesh_id=m.mesh_id,
+            sender_pubkey=m.sender_pubkey,
+            priority=m.priority,
+            nonce=m.nonce,
+            ciphertext=m.ciphertext,
+            created_at=m.created_at,
+        )
+        for m in rows.distinct()
+    ]
+
+
+@dataclass(frozen=True)
+class DeliveredMark:
+    presence_id: str
+    member_id: str
+    keys: tuple[str, ...]
+    message_ids: tuple[str, ...]
+    by_claim: bool  # True: rows this presence wrote (ack-less); False: a client push_ack
+
+
+@transaction.atomic
+def deliveries_mark_delivered(*, marks: list[DeliveredMark]) -> int:
+    now = timezone.now()
+    done = 0
+    for mark in marks:
+        rows = Delivery.objects.filter(message_id__in=mark.message_ids, state__lt=DeliveryState.DELIVERED)
+        if mark.by_claim:
+            rows = rows.filter(claimed_by=mark.presence_id)
+        else:
+            rows = rows.filter(_mine(mark.member_id, list(mark.keys)))
+        done += rows.update(state=DeliveryState.DELIVERED, delivered_at=now)
+    return done
+
+
+def deliveries_release(*, presence_id: str) -> int:
+    """Unacknowledged rows of a closed connection go back to pending (re-sent on the next drain)."""
+    return Delivery.objects.filter(state=DeliveryState.IN_FLIGHT, claimed_by=presence_id).update(
+        state=DeliveryState.PENDING, claimed_by=None, claimed_at=None
+    )
+
+
+def deliveries_release_orphans(*, member_id: str | None = None) -> int:
+    """In-flight rows whose claimer is gone (closed, or its worker died and the lease expired)."""
+    orphans = Delivery.objects.filter(state=DeliveryState.IN_FLIGHT)
+    if member_id is not None:
+        orphans = orphans.filter(recipient_member_id=member_id)
+    orphans = orphans.exclude(
+        claimed_by__in=Presence.objects.filter(disconnected_at=None).values("id")
+    )
+    return orphans.update(state=DeliveryState.PENDING, claimed_by=None, claimed_at=None)
+
+
+def pending_recipients(*, node_id: str) -> list[tuple[str, str | None]]:
+    """(member, session key) pairs with pending rows whose member has a connection on this node."""
+    local_members = Presence.objects.filter(node_id=node_id, disconnected_at=None).values("member_id")
+    return list(
+        Delivery.objects.filter(state=DeliveryState.PENDING, recipient_member_id__in=local_members)
+        .values_list("recipient_member_id", "recipient_session")
+        .distinct()
+    )
+
+
+def messages_expire() -> int:
+    cutoff = timezone.now() - timedelta(days=conf.retention_days())
+    deleted, _ = Message.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
+def queue_depth() -> int:
+    return Delivery.objects.filter(state__lt=DeliveryState.DELIVERED).count()
+
+
+def message_status(*, mesh_id: str, message_id: Any) -> dict[str, Any] | None:
+    """`message_status_result` body, or None when the message is not in this mesh (§3.11)."""
+    if not isinstance(message_id, str):
+        return None
+    message = Message.objects.filter(pk=message_id, mesh_id=mesh_id).first()
+    if message is None:
+        return None
+    rows = list(
+        Delivery.objects.filter(message=message)
+        .select_related("recipient_member")
+        .order_by("id")
+    )
+    delivered = bool(rows) and all(row.state == DeliveryState.DELIVERED for row in rows)
+    delivered_at = Delivery.objects.filter(message=message).aggregate(at=Max("delivered_at"))["at"] if delivered else None
+    recipients = [
+        {
+            "name": row.recipient_member.display_name,
+            "pubkey": row.recipient_session
+            if row.recipient_session and not row.recipient_session.startswith("sid:")
+            else (row.recipient_member.pubkey or ""),
+            "status": "delivered" if row.state == DeliveryState.DELIVERED else "held",
+        }
+        for row in rows
+    ]
+    if not recipients and DIRECT_TARGET.fullmatch(message.target_spec):
+        recipients = [{"name": "unknown", "pubkey": message.target_spec[:16], "status": "disconnected"}]
+    return {
+        "messageId": message.id,
+        "targetSpec": message.target_spec,
+        "delivered": delivered,
+        "deliveredAt": wire.iso_or_none(delivered_at),
+        "recipients": recipients,
+    }
