@@ -29,6 +29,12 @@ def _postgres_marker(request):
         pytest.skip(POSTGRES_REASON)
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Every test creates users; the production hasher's work factor would dominate the run time.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @dataclass
 class Api:
     """Calls the server in-process with an optional bearer secret; bodies are JSON."""
