@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from peer.config import MeshEntry
-from peer.connection import HelloOptions, MeshConnection, RequestFailed
+from peer.connection import SEND_TIMEOUT, HelloOptions, MeshConnection, RequestFailed
 from peer.inbox import Inbox, InboxMessage
 from peer.targets import Target, resolve_target
 from protocol.encoding import iso_ms
@@ -109,6 +109,8 @@ class MeshClient:
             raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}")
         if not text:
             raise ValueError("message is empty")
+        # While disconnected, wait (up to the send timeout) rather than fail the peer/member lookups at once.
+        await self.connection.wait_open(SEND_TIMEOUT)
         target = await self.resolve(to)
         sender_secret = self.connection.session.secret_hex  # the broker labels our pushes with the session key
         if target.multicast:

@@ -211,3 +211,78 @@ def test_mcp_session_lists_calls_and_receives_channel_notifications(e2e_server, 
     asyncio.run(scenario())
     dave.wait_for_text("hi dave from mcp")
     assert os.environ.get("CLAUDEMESH_CONFIG_DIR") != str(carol.config_dir)
+
+
+def test_reconnect_keeps_session_and_a_send_made_while_down_goes_out_once(tmp_path, make_peer):
+    """Stop the server under a connected client, send while it is down, start it again: the client reconnects
+    with the same session id and key, the queued send goes out exactly once, and the recipient gets it."""
+    from peer.client import MeshClient
+    from peer.config import ConfigStore
+    from peer.connection import HelloOptions
+    from peer.inbox import Inbox
+    from tests.servers import ServerProcess, free_port, manage, migrate, server_env
+
+    from .conftest import MINT_INVITE
+
+    port = free_port()
+    env = server_env(tmp_path, port)
+    migrate(env)
+    server = ServerProcess(port=port, env=env, log_path=tmp_path / "server.log").start()
+    try:
+        invite = json.loads(manage(env, "shell", "-c", MINT_INVITE).strip().splitlines()[-1])
+        alice, bob = make_peer("alice"), make_peer("bob")
+        alice.run("join", f"http://127.0.0.1:{port}/i/{invite['code']}", "--name", "alice")
+        bob.run("join", f"http://127.0.0.1:{port}/i/{invite['code']}", "--name", "bob")
+        bob.watch()
+
+        async def scenario():
+            store = ConfigStore(alice.config_dir)
+            mesh = store.load().meshes[0]
+            client = MeshClient(mesh, HelloOptions(display_name="alice", session_id="reconnect-test-session"),
+                                inbox=Inbox(alice.config_dir))
+            client.start()
+            try:
+                await client.connection.wait_open(10)
+                session_key = client.connection.session.public_hex
+                assert client.connection.delivery_ack is True
+                server.stop()
+                for _ in range(100):
+                    if not client.connection.is_open:
+                        break
+                    await asyncio.sleep(0.1)
+                assert not client.connection.is_open
+                sending = asyncio.create_task(client.send_text("*", "sent while the broker was down"))
+                await asyncio.sleep(0.5)
+                assert not sending.done()
+                server.start()
+                result = await asyncio.wait_for(sending, 60)
+                assert result["messageId"]
+                assert client.connection.session.public_hex == session_key
+                assert client.connection.options.session_id == "reconnect-test-session"
+                peers = await client.peers(include_self=True)
+                assert any(p.get("pubkey") == session_key and p.get("sessionId") == "reconnect-test-session" for p in peers)
+            finally:
+                await client.close()
+
+        asyncio.run(scenario())
+        bob.wait_for_text("sent while the broker was down", timeout=40)
+        texts = bob.inbox_texts()
+        assert texts.count("sent while the broker was down") == 1
+    finally:
+        server.stop()
+
+
+def test_v2_claim_binds_the_ed25519_identity(e2e_server, make_peer):
+    """CLAUDEMESH_INVITE_V2=1: the short code is claimed with POST /invites/<code>/claim, sending peer_pubkey
+    and display_name, the root key arrives sealed, and the new identity can say hello."""
+    erin, frank = make_peer("erin"), make_peer("frank")
+    erin.env["CLAUDEMESH_INVITE_V2"] = "1"
+    joined = erin.json("join", f"{e2e_server.http_url}/i/{e2e_server.invite['code']}", "--name", "erin")
+    assert joined["inviteVersion"] == 2 and joined["meshId"] == e2e_server.invite["meshId"]
+    entry = json.loads((erin.config_dir / "config.json").read_text())["meshes"][0]
+    assert len(base64.urlsafe_b64decode(entry["rootKey"] + "=")) == 32
+    assert entry["brokerUrl"] == e2e_server.process.ws_url
+    frank.run("join", f"{e2e_server.http_url}/i/{e2e_server.invite['code']}", "--name", "frank")
+    frank.watch()
+    assert erin.json("send", "frank", "hello from a v2 member")["ok"]
+    frank.wait_for_text("hello from a v2 member")
