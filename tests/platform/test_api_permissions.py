@@ -116,10 +116,7 @@ def test_bad_credentials_are_401(api, key_factory, targets, route, credential):
 
     # When it calls the route
     headers = {"Authorization": header} if header else {}
-    response = api.client.generic(
-        route.method, path, data="" if body is None else __import__("json").dumps(body),
-        content_type="application/json", headers=headers,
-    )
+    response = api.call(route.method, path, body=body, headers=headers)
 
     # Then 401 with the stable code, and nothing changed
     assert response.status_code == 401
