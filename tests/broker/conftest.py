@@ -156,11 +156,15 @@ async def connect():
     for peer in peers:
         try:
             await peer.communicator.disconnect()
-        except Exception:  # noqa: S110 - already closed
+        except BaseException:  # noqa: S110 - the application already finished (closed by the broker)
             pass
+    from django.db import connections
+
     from broker.node import stop_current_node
 
     await stop_current_node()
+    # The DB thread's connection must not outlive the test (Postgres refuses to drop a test DB in use).
+    await database_sync_to_async(connections.close_all)()
 
 
 def db(fn):
