@@ -10,8 +10,13 @@ from meshes import services
 from meshes.models import ApiKey, Invite, Member, Mesh
 
 
+_distinct_days = iter(range(30, 365))
+
+
 def add_member(*, mesh: Mesh, owner_actor, user, role: str) -> Member:
-    invite = services.invite_create(actor=owner_actor, role=role, max_uses=1, expires_in_days=1)
+    # Distinct expiries: two v1 tokens for the same mesh, role and expiry second are identical bytes, and the
+    # token column is unique (reported upstream), so same-second invites must differ in something.
+    invite = services.invite_create(actor=owner_actor, role=role, max_uses=1, expires_in_days=next(_distinct_days))
     return services.invite_accept_for_user(code=invite.code, user=user)
 
 
@@ -40,3 +45,15 @@ def world(mesh, owner, owner_actor, make_user) -> World:
 def owner_client(client, owner):
     client.force_login(owner)
     return client
+
+
+@pytest.fixture(autouse=True)
+def no_broker_presence(monkeypatch):
+    """Dashboard tests do not depend on the broker's presence tables; test_live.py opts back in."""
+    monkeypatch.setattr("meshes.views.live.online_peers_or_none", lambda mesh_id: None)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """These tests create several users each; the production hasher is slow on purpose."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
