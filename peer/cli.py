@@ -29,6 +29,7 @@ from peer.output import (
     CliError,
     Output,
 )
+from peer.session_slots import SessionSlot, claim_slot
 from peer.targets import TargetError
 
 CONNECT_TIMEOUT = 10.0
@@ -86,17 +87,17 @@ class Context:
         return self.shared_inbox()
 
     def client(self, mesh: MeshEntry, config: Config, *, inbox: Inbox | None = None, long_lived: bool = False,
-               groups: bool = False) -> MeshClient:
+               groups: bool = False, slot: SessionSlot | None = None) -> MeshClient:
         name = os.environ.get("CLAUDEMESH_DISPLAY_NAME", "").strip() or config.display_name or default_display_name()
         options = HelloOptions(
             display_name=name,
-            session_id=cli_session_id(),
+            session_id=slot.session_id if slot else cli_session_id(),
             groups=_config_groups(config) if groups else [],
             # One-shot verbs announce a CLI channel so name lookups prefer the long-lived session.
             channel="claude-code" if long_lived else CLI_CHANNEL,
         )
         # Any connection may be handed queued messages, so every one stores them before acknowledging.
-        return MeshClient(mesh, options, inbox=inbox or self.shared_inbox())
+        return MeshClient(mesh, options, inbox=inbox or self.shared_inbox(), session=slot.keypair if slot else None)
 
     def shared_inbox(self) -> Inbox:
         if self._inbox is None:
@@ -357,7 +358,9 @@ def cmd_watch(ctx: Context) -> int:
             print_message(ctx.out, message)
 
     async def watch() -> None:
-        clients = [ctx.client(mesh, config, inbox=inbox, long_lived=True, groups=True) for mesh in meshes]
+        slots = [claim_slot(ctx.store.directory, mesh.slug, mesh.member_id, role="watch") for mesh in meshes]
+        clients = [ctx.client(mesh, config, inbox=inbox, long_lived=True, groups=True, slot=slot)
+                   for mesh, slot in zip(meshes, slots, strict=True)]
         for client in clients:
             client.listeners.append(printer)
             client.start()
@@ -375,6 +378,8 @@ def cmd_watch(ctx: Context) -> int:
         finally:
             for client in clients:
                 await client.close()
+            for slot in slots:
+                slot.release()
 
     try:
         run_async(watch())

@@ -14,6 +14,7 @@ from peer.config import MeshEntry
 from peer.connection import SEND_TIMEOUT, HelloOptions, MeshConnection, RequestFailed
 from peer.inbox import Inbox, InboxMessage
 from peer.targets import Target, resolve_target
+from protocol.crypto import SigningKeypair
 from protocol.encoding import iso_ms
 from protocol.envelope import open_push, seal_direct, seal_group
 
@@ -33,10 +34,11 @@ def cli_session_id() -> str:
 
 
 class MeshClient:
-    def __init__(self, mesh: MeshEntry, options: HelloOptions, inbox: Inbox | None = None):
+    def __init__(self, mesh: MeshEntry, options: HelloOptions, inbox: Inbox | None = None,
+                 session: SigningKeypair | None = None):
         self.mesh = mesh
         self.inbox = inbox
-        self.connection = MeshConnection(mesh, options, on_push=self._on_push)
+        self.connection = MeshConnection(mesh, options, on_push=self._on_push, session=session)
         self.listeners: list = []  # async callables(InboxMessage) run for each new inbound message
         self._peers_cache: tuple[float, list[dict[str, Any]]] = (0.0, [])
         # Names learnt from peer_joined/peer_returned events: a short-lived sender may be gone by the time

@@ -96,11 +96,14 @@ def _new_req_id() -> str:
 
 
 class MeshConnection:
-    def __init__(self, mesh: MeshEntry, options: HelloOptions, on_push: PushHandler | None = None):
+    def __init__(self, mesh: MeshEntry, options: HelloOptions, on_push: PushHandler | None = None,
+                 session: SigningKeypair | None = None):
         self.mesh = mesh
         self.options = options
         self.on_push = on_push
-        self.session = SigningKeypair.generate()  # routing identity of this process; never written to disk
+        # Routing identity of this connection object, kept across its reconnects. Ephemeral unless the caller
+        # hands in a stable one (peer/session_slots.py).
+        self.session = session or SigningKeypair.generate()
         self.state = "closed"
         self.hello_ack: dict[str, Any] = {}
         self.delivery_ack = False

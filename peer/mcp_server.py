@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import sys
-import time
 from typing import Any
 
 import mcp_types as types
@@ -25,6 +24,7 @@ from peer.config import Config, ConfigStore, MeshEntry
 from peer.connection import ConnectionUnavailable, HelloOptions, RequestFailed
 from peer.hook import STATUSES
 from peer.inbox import Inbox, InboxMessage
+from peer.session_slots import SessionSlot, claim_slot
 from peer.targets import TargetError
 
 SERVER_VERSION = "0.3.0"
@@ -121,12 +121,18 @@ class MeshMcp:
         self.ready = asyncio.Event()
         self.write_stream = None
         self.clients: dict[str, MeshClient] = {}
-        session_id = os.environ.get("CLAUDEMESH_SESSION_ID", "").strip() or f"{os.getpid()}-{int(time.time() * 1000)}"
+        self.slots: list[SessionSlot] = []
+        explicit_session_id = os.environ.get("CLAUDEMESH_SESSION_ID", "").strip()
         display_name = os.environ.get("CLAUDEMESH_DISPLAY_NAME", "").strip() or config.display_name
         groups = [g for g in config.settings.get("groups") or [] if isinstance(g, dict) and g.get("name")]
         for mesh in meshes:
-            client = MeshClient(mesh, HelloOptions(display_name=display_name, session_id=session_id, groups=groups),
-                                inbox=inbox)
+            # A stable session key and id per slot: a restarted server still receives direct messages that
+            # were addressed to it before the restart (peer/session_slots.py).
+            slot = claim_slot(store.directory, mesh.slug, mesh.member_id)
+            self.slots.append(slot)
+            options = HelloOptions(display_name=display_name, session_id=explicit_session_id or slot.session_id,
+                                   groups=groups)
+            client = MeshClient(mesh, options, inbox=inbox, session=slot.keypair)
             client.listeners.append(self.on_message)  # attached before connecting: nothing arrives unseen
             self.clients[mesh.slug] = client
 
@@ -361,6 +367,8 @@ async def run_server(store: ConfigStore, mesh_slug: str | None) -> int:
         app.write_stream = None
         for client in app.clients.values():
             await client.close()
+        for slot in app.slots:
+            slot.release()
         inbox.close()
     return 0
 

@@ -75,3 +75,19 @@ def test_inbox_dedupes_redeliveries_and_survives_reopen(tmp_path):
     assert [m.message_id for m in reopened.unread("team")] == ["x2"]
     assert len(reopened.all()) == 2
     assert (tmp_path / "inbox.sqlite3").stat().st_mode & 0o777 == 0o600
+
+
+def test_session_slots_are_stable_across_restarts_and_distinct_when_concurrent(tmp_path):
+    from peer.session_slots import claim_slot
+
+    first = claim_slot(tmp_path, "team", "member1")
+    second = claim_slot(tmp_path, "team", "member1")
+    assert first.keypair.public_hex != second.keypair.public_hex
+    assert first.session_id != second.session_id
+    key, session_id = first.keypair.public_hex, first.session_id
+    first.release()
+    again = claim_slot(tmp_path, "team", "member1")
+    assert (again.keypair.public_hex, again.session_id) == (key, session_id)
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in (tmp_path / "sessions").glob("*.json"))
+    again.release()
+    second.release()
