@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import pytest
@@ -9,8 +10,7 @@ import pytest
 from meshes import services
 from meshes.models import ApiKey, Invite, Member, Mesh
 
-
-_distinct_days = iter(range(30, 365))
+_distinct_days = itertools.cycle(range(30, 366))
 
 
 def add_member(*, mesh: Mesh, owner_actor, user, role: str) -> Member:

@@ -149,7 +149,8 @@ def test_invite_of_another_mesh_is_404(owner_client, world, make_user):
 def test_archived_mesh_refuses_changes_with_a_message(owner_client, world):
     Mesh.objects.filter(pk=world.mesh.pk).update(archived_at=timezone.now())
     response = owner_client.post(
-        reverse("dashboard:invite_create", args=[world.mesh.id]), {"role": "member", "max_uses": 1, "expires_in_days": 1}
+        reverse("dashboard:invite_create", args=[world.mesh.id]),
+        {"role": "member", "max_uses": 1, "expires_in_days": 1},
     )
     assert response.status_code == 400
     assert "this mesh is archived" in response.content.decode()
