@@ -53,10 +53,18 @@ def _require_live_mesh(mesh: Mesh) -> None:
         raise ServiceError("mesh_archived", "this mesh is archived")
 
 
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable(text: str) -> str:
+    """Drop control characters: Postgres refuses NUL in text, and none belongs in a name."""
+    return _CONTROL_CHARS.sub("", text)
+
+
 def _clean_name(name: Any, *, field: str, min_length: int, max_length: int) -> str:
     if not isinstance(name, str):
         raise ServiceError("invalid_args", f"{field} must be text")
-    cleaned = " ".join(name.split())
+    cleaned = " ".join(_printable(" ".join(name.split())).split())
     if not min_length <= len(cleaned) <= max_length:
         raise ServiceError("invalid_args", f"{field} must be {min_length}–{max_length} characters")
     return cleaned
@@ -331,7 +339,7 @@ def invite_join_v1(*, invite_token: Any, invite_payload: Any, peer_pubkey: Any, 
     if not signature_ok:
         raise ServiceError("invite_bad_signature", "invite signature invalid")
     peer_pubkey = peer_pubkey.lower()
-    display = display_name.strip()[:100] or f"peer-{peer_pubkey[:8]}"
+    display = _printable(display_name).strip()[:100] or f"peer-{peer_pubkey[:8]}"
     for _attempt in range(2):  # a concurrent join of the same key loses the insert race once, then finds it
         try:
             return _join_v1_once(invite_token, invite_payload, peer_pubkey, display)
@@ -342,14 +350,16 @@ def invite_join_v1(*, invite_token: Any, invite_payload: Any, peer_pubkey: Any, 
 
 @transaction.atomic
 def _join_v1_once(token: str, payload: dict, peer_pubkey: str, display_name: str) -> JoinResult:
-    mesh = Mesh.objects.filter(pk=payload["mesh_id"], archived_at=None).first()
+    # Lookups of text that cannot be stored (NUL) are misses, not database errors.
+    mesh_id = payload["mesh_id"]
+    mesh = None if "\x00" in mesh_id else Mesh.objects.filter(pk=mesh_id, archived_at=None).first()
     if mesh is None:
         raise ServiceError("mesh_not_found", "mesh not found")
     if not mesh.owner_pubkey:
         raise ServiceError("mesh_missing_owner_key", "mesh has no owner key")
     if mesh.owner_pubkey != payload["owner_pubkey"]:
         raise ServiceError("invite_owner_mismatch", "invite was not signed by this mesh's owner key")
-    invite = Invite.objects.select_for_update().filter(token=token).first()
+    invite = None if "\x00" in token else Invite.objects.select_for_update().filter(token=token).first()
     if invite is None:
         raise ServiceError("invite_not_found", "invite not found")
     if invite.mesh_id != mesh.id:
@@ -435,7 +445,7 @@ def invite_claim_v2(
     if member is None:
         if not _consume_invite_use(invite):
             raise Gone("exhausted", "invite has no uses left")
-        name = (display_name or "").strip() or f"member-{recipient_x25519_pubkey[:8]}"
+        name = _printable(display_name or "").strip() or f"member-{recipient_x25519_pubkey[:8]}"
         member = _join_member(invite=invite, pubkey=pubkey, display_name=name)
     Invite.objects.filter(pk=invite.pk).update(claimed_by_pubkey=recipient_x25519_pubkey[:64])
     return {
@@ -497,7 +507,7 @@ def api_key_create(
     if expires_at is not None and expires_at <= timezone.now():
         raise ServiceError("invalid_args", "expiry must be in the future")
     if topic_scopes is not None and (
-        not isinstance(topic_scopes, list) or not all(isinstance(t, str) and t for t in topic_scopes)
+        not isinstance(topic_scopes, list) or not all(isinstance(t, str) and t and not _CONTROL_CHARS.search(t) for t in topic_scopes)
     ):
         raise ServiceError("invalid_args", "topic scopes must be a list of topic names")
     secret = API_KEY_PREFIX + b64url_encode(secrets.token_bytes(32))
