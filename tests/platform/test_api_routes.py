@@ -215,3 +215,12 @@ def test_last_used_at_just_under_a_minute_is_kept(key_factory):
     ApiKey.objects.filter(pk=key.pk).update(last_used_at=recent)
     assert services.api_key_authenticate(secret=secret).last_used_at == recent
     assert ApiKey.objects.get(pk=key.pk).last_used_at == recent
+
+
+def test_control_characters_never_reach_the_database(api, admin_secret):
+    label = api.post("/api/v1/api-keys", admin_secret, {"label": "ci\x00bot", "capabilities": ["read"]})
+    scopes = api.post("/api/v1/api-keys", admin_secret, {"label": "x", "capabilities": ["read"], "topicScopes": ["a\x00"]})
+    empty = api.post("/api/v1/api-keys", admin_secret, {"label": "\x00\x01", "capabilities": ["read"]})
+    assert (label.status_code, label.json()["label"]) == (201, "cibot")
+    assert (scopes.status_code, scopes.json()["code"]) == (400, "invalid_args")
+    assert (empty.status_code, empty.json()["code"]) == (400, "invalid_args")

@@ -246,3 +246,22 @@ def test_unexpected_failure_is_500_without_details(api, invite, peer, monkeypatc
     response = api.post("/join", body=body_for(invite, peer))
     assert response.status_code == 500
     assert response.json() == {"ok": False, "error": "internal error"}
+
+
+# --- text Postgres cannot store ------------------------------------------------------------------------
+
+
+def test_nul_in_token_or_mesh_id_is_a_miss_and_in_names_is_dropped(api, invite, peer):
+    # Given a NUL inside the token, the signed mesh id, or the display name
+    bad_token = join(api, body_for(invite, peer, invite_token=invite.token + "\x00"))
+    stranger = nacl.signing.SigningKey.generate()
+    token, payload, _ = hand_v1(
+        signing_key=stranger, mesh_id="ab\x00", mesh_slug="x", expires_at=int(time.time()) + 60, root_key="k"
+    )
+    bad_mesh = join(api, {**body_for(invite, peer), "invite_token": token, "invite_payload": payload})
+    named = join(api, body_for(invite, peer, display_name="lap\x00top\x07"))
+
+    # Then each answers like any other miss (never a database error), and the name is stored printable
+    assert bad_token == (400, {"ok": False, "error": "invite_not_found"})
+    assert bad_mesh == (400, {"ok": False, "error": "mesh_not_found"})
+    assert named[0] == 200 and Member.objects.get(pk=named[1]["memberId"]).display_name == "laptop"

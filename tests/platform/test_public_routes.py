@@ -168,3 +168,8 @@ def test_preview_reasons_in_order(api, owner_actor, mesh, make_user):
     assert (body["reason"], body["meshName"], cache) == ("revoked", "Test Mesh", "no-store")
     Invite.objects.filter(pk=invite.pk).delete()
     assert preview(api, invite.token)[0]["reason"] == "not_found"
+
+
+def test_claim_display_name_control_characters_are_dropped(api, invite):
+    status, body = claim(api, invite.code, {"recipient_x25519_pubkey": x25519_public(), "display_name": "b\x00ox"})
+    assert status == 200 and Member.objects.get(pk=body["member_id"]).display_name == "box"
