@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -51,7 +52,10 @@ def json_object(request: HttpRequest, *, max_bytes: int | None = None) -> dict[s
     """The body as a JSON object; an empty body is `{}`. Raises BadBody otherwise."""
     if max_bytes is not None and declared_length(request) > max_bytes:
         raise BadBody("payload too large", too_large=True)
-    body = request.body
+    try:
+        body = request.body
+    except RequestDataTooBig:  # beyond DATA_UPLOAD_MAX_MEMORY_SIZE
+        raise BadBody("payload too large", too_large=True) from None
     if max_bytes is not None and len(body) > max_bytes:
         raise BadBody("payload too large", too_large=True)
     if not body.strip():

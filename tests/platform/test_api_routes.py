@@ -224,3 +224,10 @@ def test_control_characters_never_reach_the_database(api, admin_secret):
     assert (label.status_code, label.json()["label"]) == (201, "cibot")
     assert (scopes.status_code, scopes.json()["code"]) == (400, "invalid_args")
     assert (empty.status_code, empty.json()["code"]) == (400, "invalid_args")
+
+
+def test_body_beyond_the_upload_limit_is_413_json(api, admin_secret, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = api.post("/api/v1/invites", admin_secret, {"role": "member", "pad": "x" * 2000})
+    assert response.status_code == 413
+    assert response.json() == {"code": "payload_too_large", "message": "payload too large", "status": 413}
