@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -353,7 +354,7 @@ def cmd_watch(ctx: Context) -> int:
         if message.kind == "system":
             return
         if ctx.out.as_json:
-            print(__import__("json").dumps(message.as_record(), ensure_ascii=False), flush=True)
+            print(json.dumps(message.as_record(), ensure_ascii=False), flush=True)
         else:
             print_message(ctx.out, message)
 

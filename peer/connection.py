@@ -108,6 +108,7 @@ class MeshConnection:
         self.hello_ack: dict[str, Any] = {}
         self.delivery_ack = False
         self.last_error: str | None = None
+        self.hello_rejected = False  # the broker refused our last hello: waiting longer will not help
         self.terminal: tuple[int, str] | None = None
         self._ws: ClientConnection | None = None
         self._open = asyncio.Event()
@@ -159,9 +160,11 @@ class MeshConnection:
             ) from None
         if self.terminal is not None:
             raise TerminalClose(self._terminal_text())
+        if not self.is_open:
+            raise ConnectionUnavailable(f"broker at {self.mesh.broker_url} refused this identity ({self.last_error})")
 
     async def _wait_open_or_terminal(self) -> None:
-        while not self._open.is_set() and self.terminal is None and not self._closing:
+        while not self._open.is_set() and self.terminal is None and not self._closing and not self.hello_rejected:
             self._changed.clear()
             await self._changed.wait()
 
@@ -180,7 +183,8 @@ class MeshConnection:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # every failure is retried, the reason kept for callers
-                self.last_error = self.last_error if isinstance(exc, _HelloRejected) else _describe(exc)
+                self.hello_rejected = isinstance(exc, _HelloRejected)
+                self.last_error = self.last_error if self.hello_rejected else _describe(exc)
                 _log(f"{self.mesh.slug}: connection failed: {self.last_error}")
             self._open.clear()
             self._ws = None
@@ -204,6 +208,7 @@ class MeshConnection:
             self.state = "open"
             self._attempt = 0
             self.last_error = None
+            self.hello_rejected = False
             self._open.set()
             self._notify_change()
             _log(f"{self.mesh.slug}: open (deliveryAck={self.delivery_ack})")
@@ -247,6 +252,7 @@ class MeshConnection:
             hello["deliveryAck"] = True
         await ws.send(json.dumps(hello))
         early: list[dict[str, Any]] = []
+        refused = False
         loop = asyncio.get_running_loop()
         deadline = loop.time() + HELLO_TIMEOUT
         while True:
@@ -257,7 +263,9 @@ class MeshConnection:
                 raw = await asyncio.wait_for(ws.recv(), remaining)
             except websockets.ConnectionClosed as exc:
                 self._record_close(ws)
-                raise _HelloRejected(self.last_error or f"broker closed the socket ({exc})") from None
+                if refused:
+                    raise _HelloRejected(self.last_error) from None
+                raise ConnectionError(f"broker closed the socket during hello ({exc})") from None
             frame = _parse(raw)
             if frame is None:
                 continue
@@ -269,6 +277,7 @@ class MeshConnection:
             if kind == "error":
                 code = str(frame.get("code") or "error")
                 self.last_error = f"hello rejected: {code}: {frame.get('message') or ''}".rstrip(": ")
+                refused = True
                 if code == "revoked":
                     self.terminal = (4002, str(frame.get("message") or "revoked"))
                 # keep reading: the close frame that follows tells us whether it is terminal

@@ -208,6 +208,18 @@ def test_mcp_session_lists_calls_and_receives_channel_notifications(e2e_server, 
             text, error = await call("check_messages")
             assert "hello carol via channel" in text and "1 new message" in text
 
+            # Arrives while this session runs but is not read before it ends: must survive the restart.
+            dave.run("send", "carol", "read me after a restart")
+            while (await asyncio.wait_for(received.get(), 20)).meta.get("kind") == "system":
+                pass
+
+        # A new MCP server process (Claude Code restarted) still has the unread message.
+        async with stdio_client(server) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            result = await session.call_tool("check_messages", {})
+            assert "read me after a restart" in result.content[0].text
+            assert "hello carol via channel" not in result.content[0].text
+
     asyncio.run(scenario())
     dave.wait_for_text("hi dave from mcp")
     assert os.environ.get("CLAUDEMESH_CONFIG_DIR") != str(carol.config_dir)
@@ -286,3 +298,18 @@ def test_v2_claim_binds_the_ed25519_identity(e2e_server, make_peer):
     frank.watch()
     assert erin.json("send", "frank", "hello from a v2 member")["ok"]
     frank.wait_for_text("hello from a v2 member")
+
+
+def test_removed_member_gets_a_clear_error_fast(e2e_server, make_peer):
+    gina = make_peer("gina")
+    joined = gina.json("join", f"{e2e_server.http_url}/i/{e2e_server.invite['code']}", "--name", "gina")
+    e2e_server.shell(
+        "from django.contrib.auth import get_user_model\n"
+        "from meshes import selectors, services\n"
+        "owner = get_user_model().objects.get(email='owner@e2e.test')\n"
+        f"actor = selectors.actor_for_user(mesh_id='{joined['meshId']}', user=owner)\n"
+        f"services.member_remove(actor=actor, member_id='{joined['memberId']}')\n"
+    )
+    result = gina.run("peers", check=False, timeout=30)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "removed" in result.stderr and "Traceback" not in result.stderr
