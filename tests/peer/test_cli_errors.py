@@ -67,3 +67,18 @@ def test_version_and_help(run):
 def test_list_and_whoami_empty(run):
     assert json.loads(run("list", "--json").stdout) == []
     assert run("whoami").returncode == 1
+
+
+def test_peer_never_imports_django_or_server_apps():
+    """`pip install .` ships only peer/ and protocol/: importing every peer module must not need the server."""
+    code = (
+        "import sys\n"
+        "for name in ('django', 'channels', 'meshes', 'broker', 'accounts', 'claudemesh'):\n"
+        "    sys.modules[name] = None\n"
+        "import pkgutil, importlib, peer\n"
+        "for module in pkgutil.iter_modules(peer.__path__):\n"
+        "    importlib.import_module('peer.' + module.name)\n"
+        "import protocol.envelope\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
