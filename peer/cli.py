@@ -262,10 +262,19 @@ def cmd_hook(ctx: Context) -> int:
 def cmd_peers(ctx: Context) -> int:
     config = ctx.config()
     meshes = ctx.meshes(config, all_by_default=True)
-    results = []
+    results, failures = [], []
     for mesh in meshes:
-        peers = run_async(with_client(ctx, mesh, config, lambda c: c.peers()))
+        try:
+            peers = run_async(with_client(ctx, mesh, config, lambda c: c.peers()))
+        except CliError as exc:
+            if len(meshes) == 1:
+                raise
+            failures.append(exc)  # one unreachable mesh must not hide the others
+            print(f"  ✘ {mesh.slug}: {exc.message}", file=sys.stderr)
+            continue
         results.append({"mesh": mesh.slug, "peers": peers})
+    if not results:
+        raise failures[0]
     if ctx.out.as_json:
         ctx.out.json(results[0]["peers"] if len(results) == 1 else results)
         return 0
@@ -310,7 +319,10 @@ def cmd_inbox(ctx: Context) -> int:
         if not ctx.args.local:
             for mesh in meshes:
                 # Drain what the broker queued for us; the client stores it in the inbox before acknowledging.
-                run_async(with_client(ctx, mesh, config, lambda c: asyncio.sleep(ctx.args.wait), inbox=inbox))
+                try:
+                    run_async(with_client(ctx, mesh, config, lambda c: asyncio.sleep(ctx.args.wait), inbox=inbox))
+                except CliError as exc:  # still show what is stored locally
+                    print(f"  ⚠ {mesh.slug}: {exc.message} — showing stored messages only", file=sys.stderr)
         slug = meshes[0].slug if len(meshes) == 1 else None
         messages = inbox.all(slug) if ctx.args.all else inbox.unread(slug)
         if not ctx.args.peek:
