@@ -40,7 +40,8 @@
       var current = document.getElementById("live-region");
       if (document.hidden) { setTimeout(tick, seconds * 1000); return; }
       fetch(current.dataset.liveUrl, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
-        .then(function (response) { return response.ok ? response.text() : null; })
+        // A redirect means the session ended (sign-in page): stop rather than paste that page in.
+        .then(function (response) { return response.ok && !response.redirected ? response.text() : null; })
         .then(function (html) { if (html) current.outerHTML = html; })
         .catch(function () {})
         .finally(function () { setTimeout(tick, seconds * 1000); });

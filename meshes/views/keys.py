@@ -22,6 +22,8 @@ def _new_secret_session_key(mesh_id: str) -> str:
 
 
 def _keys_page(request: HttpRequest, actor, *, create_form=None, revoke_form=None, status: int = 200) -> HttpResponse:
+    # A secret whose one-time page was never opened must not linger in the session store either.
+    request.session.pop(_new_secret_session_key(actor.mesh.id), None)
     now = timezone.now()
     context = {
         **mesh_context(actor, tab="keys"),

@@ -19,7 +19,6 @@ def _mesh_page(request: HttpRequest, actor, *, member_errors: dict | None = None
         **mesh_context(actor, tab="members"),
         **live_context(actor.mesh.id),
         "members": selectors.members_for_mesh(mesh=actor.mesh),
-        "role_form": MemberRoleForm(),
         "member_errors": member_errors or {},
     }
     return render(request, "dashboard/mesh_detail.html", context, status=status)

@@ -81,3 +81,31 @@ def test_allauth_pages_use_the_dashboard_frame(client):
     for name in ("account_login", "account_signup", "account_reset_password"):
         page = client.get(reverse(name)).content.decode()
         assert "claudemesh.css" in page and "auth-card" in page, name
+
+
+def test_account_pages_for_a_signed_in_user(owner_client):
+    for name in ("account_change_password", "account_email", "account_logout"):
+        response = owner_client.get(reverse(name))
+        assert response.status_code == 200, name
+        assert "claudemesh.css" in response.content.decode(), name
+
+
+def test_sign_out_from_the_top_bar(owner_client):
+    page = owner_client.get(reverse("dashboard:home")).content.decode()
+    assert f'action="{reverse("account_logout")}"' in page
+    owner_client.post(reverse("account_logout"))
+    assert "Create an account" in owner_client.get(reverse("dashboard:home")).content.decode()
+
+
+def test_password_reset_sends_mail(client, owner, mailoutbox):
+    response = client.post(reverse("account_reset_password"), {"email": owner.email})
+    assert response.status_code == 302
+    assert len(mailoutbox) == 1 and "/accounts/password/reset/key/" in mailoutbox[0].body
+
+
+def test_an_unopened_secret_does_not_linger_in_the_session(owner_client, mesh):
+    owner_client.post(reverse("dashboard:api_key_create", args=[mesh.id]), {"label": "bot", "capabilities": ["read"]})
+    owner_client.get(reverse("dashboard:api_keys", args=[mesh.id]))  # went elsewhere instead of the secret page
+    assert not any(name.startswith("dashboard:new_api_key") for name in owner_client.session.keys())
+    page = owner_client.get(reverse("dashboard:api_key_created", args=[mesh.id])).content.decode()
+    assert "Nothing to show" in page and re.search(r"cm_[A-Za-z0-9_-]{43}", page) is None
