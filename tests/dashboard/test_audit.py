@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import override_settings
 from django.urls import reverse
@@ -24,6 +26,7 @@ def test_verified_banner_then_broken_after_tampering(owner_client, mesh, owner_a
     AuditEvent.objects.filter(pk=second.pk).update(payload={**second.payload, "to": "Something else"})
     page = owner_client.get(url).content.decode()
     assert "Chain broken at event 2" in page
+    assert re.search(r'<tr class="row-broken">\s*<td[^>]*>2</td>', page)  # the row is numbered and marked
     assert "Chain verified" not in page
 
 
