@@ -313,3 +313,71 @@ def test_removed_member_gets_a_clear_error_fast(e2e_server, make_peer):
     result = gina.run("peers", check=False, timeout=30)
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert "removed" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_original_client_frames_interoperate(e2e_server, make_peer):
+    """A peer speaking the reference client's wire format by hand (no deliveryAck, raw PyNaCl crypto_box DM,
+    base64-plaintext broadcast) reaches our client: the DM decrypts, the plaintext broadcast displays."""
+    import time as _time
+
+    import nacl.bindings as sodium
+    import nacl.signing
+    import nacl.utils
+    from websockets.sync.client import connect
+
+    legacy, hana = make_peer("legacy"), make_peer("hana")
+    legacy.run("join", f"{e2e_server.http_url}/i/{e2e_server.invite['code']}", "--name", "legacy")
+    hana.run("join", f"{e2e_server.http_url}/i/{e2e_server.invite['code']}", "--name", "hana")
+    hana.watch()
+    mesh = json.loads((legacy.config_dir / "config.json").read_text())["meshes"][0]
+
+    session = nacl.signing.SigningKey.generate()
+    member_sk64 = bytes.fromhex(mesh["secretKey"])
+    timestamp = int(_time.time() * 1000)
+    canonical = f"{mesh['meshId']}|{mesh['memberId']}|{mesh['pubkey']}|{timestamp}".encode()
+    hello = {"type": "hello", "meshId": mesh["meshId"], "memberId": mesh["memberId"], "pubkey": mesh["pubkey"],
+             "sessionPubkey": bytes(session.verify_key).hex(), "displayName": "legacy", "sessionId": "legacy-1",
+             "pid": os.getpid(), "cwd": "/tmp", "hostname": "legacy-host", "peerType": "ai", "channel": "claude-code",
+             "timestamp": timestamp,
+             "signature": nacl.signing.SigningKey(member_sk64[:32]).sign(canonical).signature.hex()}
+
+    def receive(ws, kind):
+        while True:
+            frame = json.loads(ws.recv(timeout=10))
+            if frame.get("type") == kind:
+                return frame
+
+    with connect(e2e_server.process.ws_url) as ws:
+        ws.send(json.dumps(hello))
+        receive(ws, "hello_ack")
+        ws.send(json.dumps({"type": "list_peers", "_reqId": "r1"}))
+        peers = receive(ws, "peers_list")["peers"]
+        hana_key = next(p["pubkey"] for p in peers if p["displayName"] == "hana")
+        nonce = nacl.utils.random(24)
+        session_sk64 = bytes(session) + bytes(session.verify_key)
+        ct = sodium.crypto_box(b"dm from the original client", nonce,
+                               sodium.crypto_sign_ed25519_pk_to_curve25519(bytes.fromhex(hana_key)),
+                               sodium.crypto_sign_ed25519_sk_to_curve25519(session_sk64))
+        ws.send(json.dumps({"type": "send", "id": "a1", "targetSpec": hana_key, "priority": "now",
+                            "nonce": base64.b64encode(nonce).decode(), "ciphertext": base64.b64encode(ct).decode()}))
+        assert receive(ws, "ack")["queued"] is True
+        ws.send(json.dumps({"type": "send", "id": "a2", "targetSpec": "*", "priority": "next",
+                            "nonce": base64.b64encode(nacl.utils.random(24)).decode(),
+                            "ciphertext": base64.b64encode(b"plaintext broadcast from the original client").decode()}))
+        assert receive(ws, "ack")["queued"] is True
+
+        # And back: our client's DM opens with the original client's algorithm.
+        hana.run("send", "legacy", "dm to the original client")
+        while True:
+            push = receive(ws, "push")
+            if push.get("subtype") != "system" and push["senderPubkey"] != "system":
+                break
+        opened = sodium.crypto_box_open(base64.b64decode(push["ciphertext"]), base64.b64decode(push["nonce"]),
+                                        sodium.crypto_sign_ed25519_pk_to_curve25519(bytes.fromhex(push["senderPubkey"])),
+                                        sodium.crypto_sign_ed25519_sk_to_curve25519(session_sk64))
+        assert opened == b"dm to the original client"
+
+    dm = hana.wait_for_text("dm from the original client")
+    assert dm["kind"] == "direct" and dm["senderPubkey"] == bytes(session.verify_key).hex()
+    broadcast = hana.wait_for_text("plaintext broadcast from the original client")
+    assert broadcast["kind"] == "broadcast"
