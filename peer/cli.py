@@ -179,7 +179,7 @@ def cmd_join(ctx: Context) -> int:
     if "://" not in link:
         known = next((m for m in config.meshes if link in (m.slug, m.name)), None)
         if known is not None:
-            ctx.out.json({"ok": True, "slug": known.slug, "alreadyJoined": True}) if ctx.out.as_json else ctx.out.ok(
+            ctx.out.result({"ok": True, "slug": known.slug, "alreadyJoined": True},
                 f'Already in "{known.slug}"'
             )
             return 0
@@ -229,7 +229,7 @@ def cmd_leave(ctx: Context) -> int:
         joined = ", ".join(m.slug for m in config.meshes) or "none"
         raise CliError(f'Mesh "{ctx.args.slug}" not found. Joined: {joined}', NOT_FOUND)
     ctx.save(config)
-    ctx.out.json({"ok": True, "left": removed.slug}) if ctx.out.as_json else ctx.out.ok(
+    ctx.out.result({"ok": True, "left": removed.slug},
         f'Left "{removed.slug}" (its key was deleted from {ctx.store.path})'
     )
     return 0
@@ -410,8 +410,9 @@ def cmd_status(ctx: Context) -> int:
         if ctx.args.value not in STATUSES:
             raise CliError(f"status must be one of {', '.join(STATUSES)}", INVALID_ARGS)
         run_async(with_client(ctx, mesh, config, lambda c: c.set_status(ctx.args.value)))
-        ctx.out.json({"status": ctx.args.value}) if ctx.out.as_json else ctx.out.ok(
-            f"status set to {ctx.args.value} (lasts as long as this connection; the hooks and the MCP server keep it)"
+        ctx.out.result({"status": ctx.args.value},
+            f"status set to {ctx.args.value} for this short connection only — "
+            "your Claude Code session's status comes from the hooks or the MCP set_status tool"
         )
         return 0
     peers = run_async(with_client(ctx, mesh, config, lambda c: c.peers(include_self=True)))
@@ -435,7 +436,7 @@ def cmd_summary(ctx: Context) -> int:
     if not text:
         raise CliError("summary is empty", INVALID_ARGS)
     run_async(with_client(ctx, mesh, config, lambda c: c.set_summary(text)))
-    ctx.out.json({"summary": text}) if ctx.out.as_json else ctx.out.ok(f'summary set: "{text}"')
+    ctx.out.result({"summary": text}, f'summary set: "{text}"')
     return 0
 
 
@@ -498,7 +499,7 @@ def cmd_apikey(ctx: Context) -> int:
     reply = run_async(with_client(ctx, mesh, config, lambda c: c.apikey_revoke(ctx.args.id)))
     status = reply.get("status")
     if status == "revoked":
-        ctx.out.json({"revoked": reply.get("id")}) if ctx.out.as_json else ctx.out.ok(f"revoked ({str(reply.get('id'))[:8]})")
+        ctx.out.result({"revoked": reply.get("id")}, f"revoked ({str(reply.get('id'))[:8]})")
         return 0
     if status == "not_found":
         raise CliError(f"not_found: no api key matches {ctx.args.id!r}", NOT_FOUND, code="not_found")
@@ -543,7 +544,7 @@ def cmd_group(ctx: Context) -> int:
         groups.append({"name": name, **({"role": ctx.args.role} if ctx.args.role else {})})
     config.settings["groups"] = groups
     ctx.save(config)
-    ctx.out.json({"group": name, "joined": ctx.args.action == "join"}) if ctx.out.as_json else ctx.out.ok(
+    ctx.out.result({"group": name, "joined": ctx.args.action == "join"},
         f"{'joined' if ctx.args.action == 'join' else 'left'} @{name} (applies to the MCP server and `watch` on next connect)"
     )
     return 0

@@ -35,6 +35,13 @@ class Output:
     def json(self, document: Any) -> None:
         print(json.dumps(document, indent=2, ensure_ascii=False), flush=True)
 
+    def result(self, document: Any, text: str) -> None:
+        """The one-line outcome of a command: `document` in --json mode, `✔ text` otherwise."""
+        if self.as_json:
+            self.json(document)
+        else:
+            self.ok(text)
+
     def line(self, text: str = "") -> None:
         if not self.as_json:
             print(f"  {text}" if text else "", flush=True)
