@@ -109,3 +109,16 @@ def test_an_unopened_secret_does_not_linger_in_the_session(owner_client, mesh):
     assert not any(name.startswith("dashboard:new_api_key") for name in owner_client.session.keys())
     page = owner_client.get(reverse("dashboard:api_key_created", args=[mesh.id])).content.decode()
     assert "Nothing to show" in page and re.search(r"cm_[A-Za-z0-9_-]{43}", page) is None
+
+
+def test_sign_up_with_mandatory_verification(client, settings, mailoutbox):
+    settings.ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+    response = client.post(
+        reverse("account_signup"),
+        {"email": "verify@example.test", "password1": "a long passphrase 42", "password2": "a long passphrase 42"},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert response.status_code == 200 and "auth-card" in page and "claudemesh.css" in page
+    assert len(mailoutbox) == 1 and "verify@example.test" in mailoutbox[0].to
+    assert client.get(reverse("dashboard:mesh_list")).status_code == 302  # not signed in until verified
