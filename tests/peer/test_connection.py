@@ -1,0 +1,39 @@
+"""Connection behaviour that needs no broker: a real socket to a port nobody listens on."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from peer.config import MeshEntry
+from peer.connection import ConnectionUnavailable, HelloOptions, MeshConnection
+from protocol.crypto import SigningKeypair
+from protocol.envelope import seal_plaintext
+from tests.servers import free_port
+
+
+def unreachable_mesh() -> MeshEntry:
+    keys = SigningKeypair.generate()
+    return MeshEntry(mesh_id="m" * 32, member_id="u" * 32, slug="nowhere", name="nowhere", pubkey=keys.public_hex,
+                     secret_key=keys.secret_hex, broker_url=f"ws://127.0.0.1:{free_port()}/ws", joined_at="")
+
+
+def test_send_while_disconnected_times_out_with_the_reason():
+    async def scenario():
+        connection = MeshConnection(unreachable_mesh(), HelloOptions(display_name="x", session_id="s"))
+        session_key = connection.session.public_hex
+        connection.start()
+        try:
+            with pytest.raises(ConnectionUnavailable, match="message not sent.*cannot connect"):
+                await connection.send("*", seal_plaintext("hi"), timeout=1.5)
+            with pytest.raises(ConnectionUnavailable, match="not connected to the broker .* within 1s"):
+                await connection.wait_open(1)
+            assert connection.state in ("connecting", "reconnecting")
+            assert connection.session.public_hex == session_key  # kept across attempts
+            assert connection._sends == {}  # a timed-out send is dropped, never written later
+        finally:
+            await connection.close()
+        assert connection.state == "closed"
+
+    asyncio.run(scenario())
