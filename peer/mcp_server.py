@@ -29,6 +29,7 @@ from peer.targets import TargetError
 
 SERVER_VERSION = "0.3.0"
 CHANNEL_METHOD = "notifications/claude/channel"
+PRESENCE_EVENTS = {"peer_joined", "peer_left", "peer_returned", "peer_visible", "peer_hidden"}
 
 
 def log(message: str) -> None:
@@ -141,6 +142,10 @@ class MeshMcp:
     async def on_message(self, client: MeshClient, message: InboxMessage) -> None:
         mode = self.config.settings.get("messageMode") or "push"
         if mode == "off" and message.kind != "system":
+            return
+        if message.kind == "system" and message.event in PRESENCE_EVENTS:
+            # Every one-shot `claudemesh …` run by any peer joins and leaves: forwarding that would interrupt
+            # Claude twice per command. Presence is available on demand through list_peers.
             return
         content, meta = channel_payload(message, mode)
         await self.notify(content, meta)
