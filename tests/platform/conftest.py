@@ -41,7 +41,9 @@ class Api:
 
     client: Client
 
-    def call(self, method: str, path: str, secret: str | None = None, body=None, raw: bytes | None = None, headers=None):
+    def call(
+        self, method: str, path: str, secret: str | None = None, body=None, raw: bytes | None = None, headers=None
+    ):
         headers = headers if headers is not None else ({"Authorization": f"Bearer {secret}"} if secret else {})
         data = raw if raw is not None else (json.dumps(body) if body is not None else "")
         return self.client.generic(method, path, data=data, content_type="application/json", headers=headers)

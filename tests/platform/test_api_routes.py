@@ -219,7 +219,9 @@ def test_last_used_at_just_under_a_minute_is_kept(key_factory):
 
 def test_control_characters_never_reach_the_database(api, admin_secret):
     label = api.post("/api/v1/api-keys", admin_secret, {"label": "ci\x00bot", "capabilities": ["read"]})
-    scopes = api.post("/api/v1/api-keys", admin_secret, {"label": "x", "capabilities": ["read"], "topicScopes": ["a\x00"]})
+    scopes = api.post(
+        "/api/v1/api-keys", admin_secret, {"label": "x", "capabilities": ["read"], "topicScopes": ["a\x00"]}
+    )
     empty = api.post("/api/v1/api-keys", admin_secret, {"label": "\x00\x01", "capabilities": ["read"]})
     assert (label.status_code, label.json()["label"]) == (201, "cibot")
     assert (scopes.status_code, scopes.json()["code"]) == (400, "invalid_args")

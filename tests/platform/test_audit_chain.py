@@ -28,7 +28,9 @@ def test_hash_is_sha256_of_the_spec_text(mesh, chain):
     # Given the first two events, recomputed by hand from the spec's six fields
     first, second = chain[0], chain[1]
     created = first.created_at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{first.created_at.microsecond // 1000:03d}Z"
-    first_text = f"{GENESIS}|{mesh.id}|mesh_created|{first.actor_member_id}|{{\"name\":\"Test Mesh\",\"via\":\"dashboard\"}}|{created}"
+    first_text = (
+        f'{GENESIS}|{mesh.id}|mesh_created|{first.actor_member_id}|{{"name":"Test Mesh","via":"dashboard"}}|{created}'
+    )
     created2 = second.created_at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{second.created_at.microsecond // 1000:03d}Z"
     second_text = f'{first.hash}|{mesh.id}|test_event|null|{{"n":0,"é":[1,2]}}|{created2}'
 
@@ -118,7 +120,12 @@ def test_a_second_event_on_the_same_link_is_refused(mesh, chain):
     last = chain[-1]
     with pytest.raises(IntegrityError), transaction.atomic():
         AuditEvent.objects.create(
-            mesh=mesh, event_type="fork", payload={}, prev_hash=last.prev_hash, hash="f" * 64, created_at=last.created_at
+            mesh=mesh,
+            event_type="fork",
+            payload={},
+            prev_hash=last.prev_hash,
+            hash="f" * 64,
+            created_at=last.created_at,
         )
 
 

@@ -60,7 +60,12 @@ def test_api_key_invite_join_and_claim_over_http(server):
         peer = SigningKeypair.generate()
         joined = http.post(
             "/join",
-            json={"invite_token": token, "invite_payload": payload, "peer_pubkey": peer.public_hex, "display_name": "p"},
+            json={
+                "invite_token": token,
+                "invite_payload": payload,
+                "peer_pubkey": peer.public_hex,
+                "display_name": "p",
+            },
         )
 
         # and another claims the same code with an x25519 key
