@@ -23,8 +23,14 @@ class MeshNameForm(forms.Form):
     name = forms.CharField(
         label="Mesh name",
         max_length=200,
-        widget=forms.TextInput(attrs={"autofocus": True, "placeholder": "e.g. Platform team", "autocomplete": "off"}),
+        widget=forms.TextInput(attrs={"placeholder": "e.g. Platform team", "autocomplete": "off"}),
     )
+
+
+class MeshCreateForm(MeshNameForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["name"].widget.attrs["autofocus"] = True
 
 
 class InviteCreateForm(forms.Form):

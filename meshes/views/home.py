@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods
 
 from meshes import selectors, services
 from meshes.errors import ServiceError
-from meshes.forms import MeshNameForm
+from meshes.forms import MeshCreateForm
 from meshes.views.common import attach_error, error_status
 
 
@@ -35,7 +35,7 @@ def mesh_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def mesh_create(request: HttpRequest) -> HttpResponse:
-    form = MeshNameForm(request.POST or None)
+    form = MeshCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             mesh = services.mesh_create(owner=request.user, name=form.cleaned_data["name"])

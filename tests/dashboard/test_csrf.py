@@ -53,3 +53,8 @@ def test_post_with_the_page_token_goes_through(csrf_client):
     response = csrf_client.post(reverse("dashboard:mesh_create"), {"name": "Real", "csrfmiddlewaretoken": token})
     assert response.status_code == 302
     assert Mesh.objects.filter(name="Real").exists()
+
+
+def test_csrf_failure_page_is_explained(csrf_client):
+    response = csrf_client.post(reverse("dashboard:mesh_create"), {"name": "Forged"})
+    assert response.status_code == 403 and "This form has expired" in response.content.decode()
