@@ -135,6 +135,8 @@ def run_async(coro: Awaitable[Any]) -> Any:
     except TargetError as exc:
         code = INVALID_ARGS if exc.kind in ("ambiguous", "invalid") else FAILURE
         raise CliError(str(exc), code, code=exc.kind) from exc
+    except ValueError as exc:  # a message or envelope that cannot be built
+        raise CliError(str(exc), FAILURE) from exc
 
 
 # --- commands: local --------------------------------------------------------------------------------------
