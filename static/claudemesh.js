@@ -2,27 +2,41 @@
 (function () {
   "use strict";
 
+  function copyText(text, done) {
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done);
+      return;
+    }
+    // Plain-http installs have no clipboard API: copy through a temporary selected field.
+    var field = document.createElement("textarea");
+    field.value = text;
+    field.setAttribute("readonly", "");
+    field.style.position = "fixed";
+    field.style.opacity = "0";
+    document.body.appendChild(field);
+    field.select();
+    document.execCommand("copy");
+    document.body.removeChild(field);
+    done();
+  }
+
   function copyFrom(button) {
-    var source = document.querySelector(button.getAttribute("data-copy"));
-    if (!source) return;
-    var text = source.value !== undefined ? source.value : source.textContent;
-    var done = function () {
+    var text = button.getAttribute("data-copy-text");
+    if (text === null) {
+      var source = document.querySelector(button.getAttribute("data-copy"));
+      if (!source) return;
+      text = source.value !== undefined ? source.value : source.textContent;
+    }
+    copyText(text, function () {
       var label = button.textContent;
       button.textContent = "Copied";
       button.classList.add("copied");
       setTimeout(function () { button.textContent = label; button.classList.remove("copied"); }, 1500);
-    };
-    if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(text).then(done);
-    } else {  // plain-http installs: fall back to selecting the field
-      source.select();
-      document.execCommand("copy");
-      done();
-    }
+    });
   }
 
   document.addEventListener("click", function (event) {
-    var button = event.target.closest("[data-copy]");
+    var button = event.target.closest("[data-copy], [data-copy-text]");
     if (button) { event.preventDefault(); copyFrom(button); }
   });
 

@@ -18,7 +18,11 @@ from meshes.views.common import attach_error, error_status, mesh_context, mesh_v
 
 def _invites_page(request: HttpRequest, actor, *, form=None, status: int = 200) -> HttpResponse:
     now = timezone.now()
-    invites = [(invite, invite.state(now)) for invite in selectors.invites_for_mesh(mesh=actor.mesh)]
+    invites = [
+        # Share links are for managers only (see invite_detail).
+        (invite, invite.state(now), selectors.invite_links(invite=invite)["shortUrl"] if actor.is_manager else None)
+        for invite in selectors.invites_for_mesh(mesh=actor.mesh)
+    ]
     context = {
         **mesh_context(actor, tab="invites"),
         "form": form or InviteCreateForm(),

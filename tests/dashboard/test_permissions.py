@@ -116,7 +116,8 @@ def test_unknown_mesh_is_404(owner_client):
 def test_members_get_no_change_forms_and_no_invite_links(client, world):
     client.force_login(world.users["member"])
     mesh_id = world.mesh.id
-    assert 'id="invite-form"' not in client.get(reverse("dashboard:invites", args=[mesh_id])).content.decode()
+    invites_page = client.get(reverse("dashboard:invites", args=[mesh_id])).content.decode()
+    assert 'id="invite-form"' not in invites_page and f"/i/{world.invite.code}" not in invites_page
     keys_page = client.get(reverse("dashboard:api_keys", args=[mesh_id])).content.decode()
     assert 'id="key-create-form"' not in keys_page and 'id="key-revoke-form"' not in keys_page
     settings_page = client.get(reverse("dashboard:mesh_settings", args=[mesh_id])).content.decode()
