@@ -73,7 +73,16 @@ class WsPeer:
         await self.communicator.send_to(text_data=json.dumps(frame))
 
     async def _read(self, timeout: float) -> dict[str, Any]:
-        output = await self.communicator.receive_output(timeout)
+        # Poll instead of receive_output(timeout): asgiref cancels the application when that times out.
+        deadline = time.monotonic() + timeout
+        while self.communicator.output_queue.empty():
+            if self.communicator.future.done():
+                self.communicator.future.result()
+                raise asyncio.TimeoutError
+            if time.monotonic() >= deadline:
+                raise asyncio.TimeoutError
+            await asyncio.sleep(0.005)
+        output = await self.communicator.receive_output(1)
         if output["type"] == "websocket.close":
             self.closed = (output.get("code"), output.get("reason", ""))
             return {"type": "__closed__", "code": output.get("code"), "reason": output.get("reason", "")}
