@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import sys
 from typing import Any
@@ -20,7 +19,7 @@ from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 
 from peer.client import PRIORITIES, MeshClient, now_iso
-from peer.config import Config, ConfigStore, MeshEntry
+from peer.config import Config, ConfigError, ConfigStore, MeshEntry
 from peer.connection import ConnectionUnavailable, HelloOptions, RequestFailed
 from peer.hook import STATUSES
 from peer.inbox import Inbox, InboxMessage
@@ -383,6 +382,6 @@ def serve(store: ConfigStore, mesh_slug: str | None = None) -> int:
         return asyncio.run(run_server(store, mesh_slug))
     except KeyboardInterrupt:
         return 0
-    except json.JSONDecodeError as exc:
-        log(f"bad input: {exc}")
+    except ConfigError as exc:
+        log(str(exc))
         return 1
