@@ -7,6 +7,7 @@ sockets; the node also tells the other workers. The periodic sweep is the safety
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 
 from broker import wire
@@ -36,4 +37,6 @@ def on_mesh_event(event: MeshEvent) -> None:
     if running is node.loop:
         node.loop.create_task(node.evict(**kwargs))
     else:
-        asyncio.run_coroutine_threadsafe(node.evict(**kwargs), node.loop)
+        # A fresh context: the caller's thread carries asgiref's executor markers, which would make the
+        # eviction's own database calls look like a re-entrant deadlock.
+        node.loop.call_soon_threadsafe(lambda: node.loop.create_task(node.evict(**kwargs)), context=contextvars.Context())

@@ -78,9 +78,9 @@ class WsPeer:
         while self.communicator.output_queue.empty():
             if self.communicator.future.done():
                 self.communicator.future.result()
-                raise asyncio.TimeoutError
+                raise TimeoutError
             if time.monotonic() >= deadline:
-                raise asyncio.TimeoutError
+                raise TimeoutError
             await asyncio.sleep(0.005)
         output = await self.communicator.receive_output(1)
         if output["type"] == "websocket.close":
@@ -102,7 +102,7 @@ class WsPeer:
                 raise AssertionError(f"no matching frame within {timeout}s; inbox={self.inbox}")
             try:
                 frame = await self._read(remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise AssertionError(f"no matching frame within {timeout}s; inbox={self.inbox}") from None
             if predicate(frame):
                 return frame
@@ -127,7 +127,7 @@ class WsPeer:
         while time.monotonic() < deadline:
             try:
                 frame = await self._read(max(deadline - time.monotonic(), 0.01))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
             self.inbox.append(frame)
         hits = [f for f in self.inbox if predicate(f)]

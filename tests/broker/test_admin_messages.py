@@ -1,0 +1,79 @@
+"""apikey_* (owner/admin only), list_members and invite_create (docs/wire-extensions.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshes.models import Role
+from tests.broker.conftest import db
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_api_keys_for_admins(make_member, connect):
+    admin = await db(make_member)("admin", role=Role.ADMIN)
+    a = await connect(admin)
+    await a.send({"type": "apikey_create", "label": "ci", "capabilities": ["send", "read"], "_reqId": "c1"})
+    created = await a.expect("apikey_created")
+    assert created["_reqId"] == "c1" and created["secret"].startswith("cm_") and len(created["secret"]) == 46
+    assert created["prefix"] == created["secret"][:11] and created["capabilities"] == ["send", "read"]
+    assert created["topicScopes"] is None and created["createdAt"].endswith("Z")
+    await a.send({"type": "apikey_list"})
+    listed = await a.expect("apikey_list_response")
+    assert "_reqId" not in listed
+    [key] = listed["keys"]
+    assert key["id"] == created["id"] and key["revokedAt"] is None and "secret" not in key
+    await a.send({"type": "apikey_revoke", "id": created["id"][:8], "_reqId": "r"})
+    revoked = await a.expect("apikey_revoke_response")
+    assert revoked == {"type": "apikey_revoke_response", "status": "revoked", "id": created["id"], "_reqId": "r"}
+    await a.send({"type": "apikey_revoke", "id": "zzzzzzzz"})
+    assert (await a.expect("apikey_revoke_response"))["status"] == "not_found"
+    await a.send({"type": "apikey_revoke", "_reqId": "x"})
+    error = await a.expect("error")
+    assert (error["code"], error["message"], error["_reqId"]) == ("invalid_args", "id required", "x")
+    await a.send({"type": "apikey_create", "label": "", "capabilities": [], "_reqId": "bad"})
+    error = await a.expect("error")
+    assert (error["code"], error["message"], error["_reqId"]) == (
+        "invalid_args", "label and at least one capability required", "bad",
+    )
+
+
+async def test_api_keys_forbidden_for_members(make_member, connect):
+    member = await db(make_member)("m")
+    peer = await connect(member)
+    for frame in (
+        {"type": "apikey_create", "label": "x", "capabilities": ["send"], "_reqId": "1"},
+        {"type": "apikey_list", "_reqId": "2"},
+        {"type": "apikey_revoke", "id": "abcdefgh", "_reqId": "3"},
+        {"type": "invite_create", "_reqId": "4"},
+    ):
+        await peer.send(frame)
+        error = await peer.expect("error")
+        assert error["code"] == "forbidden" and error["_reqId"] == frame["_reqId"]
+
+
+async def test_list_members_includes_offline(make_member, connect):
+    alice = await db(make_member)("alice", default_groups=[{"name": "eng"}])
+    bob = await db(make_member)("bob", role=Role.ADMIN)
+    a = await connect(alice)
+    await a.send({"type": "list_members", "_reqId": "lm"})
+    reply = await a.expect("members_list")
+    assert reply["_reqId"] == "lm"
+    by_key = {m["pubkey"]: m for m in reply["members"]}
+    assert set(by_key) == {alice.pubkey, bob.pubkey}  # the dashboard-only owner has no key
+    assert by_key[alice.pubkey] == {
+        "memberId": alice.member.id, "pubkey": alice.pubkey, "displayName": "alice", "role": "member", "groups": [{"name": "eng"}],
+    }
+    assert by_key[bob.pubkey]["role"] == "admin"
+
+
+async def test_invite_create_for_admins(make_member, connect):
+    admin = await db(make_member)("admin", role=Role.ADMIN)
+    a = await connect(admin)
+    await a.send({"type": "invite_create", "role": "member", "maxUses": 3, "expiresInDays": 2, "_reqId": "i"})
+    invite = await a.expect("invite_created")
+    assert invite["_reqId"] == "i" and len(invite["code"]) == 8 and invite["token"]
+    assert invite["url"].endswith(invite["token"]) and invite["shortUrl"].endswith(invite["code"])
+    assert invite["expiresAt"].endswith("Z")
+    await a.send({"type": "invite_create", "maxUses": 0, "_reqId": "bad"})
+    assert (await a.expect("error"))["code"] == "invalid_args"
