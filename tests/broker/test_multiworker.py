@@ -1,0 +1,268 @@
+"""Several real broker processes on Postgres + Redis form one broker (docs/broker.md).
+
+Each test gets its own Postgres database (created and dropped here, so pytest-django's test DB is never
+touched) and its own channel-layer prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+from urllib.parse import urlparse, urlunparse
+
+import httpx
+import pytest
+
+from tests.broker.wsclient import E2EPeer, RosterMember
+from tests.servers import VENV_BIN, ROOT, ServerProcess, free_port, manage, migrate, server_env, wait_for_port
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (DATABASE_URL.startswith("postgres") and REDIS_URL),
+        reason="multi-worker tests need DATABASE_URL (Postgres) and REDIS_URL: workers share both",
+    ),
+]
+
+
+class Worker(ServerProcess):
+    """daphne with the broker's recommended flags (docs/broker.md)."""
+
+    def start(self) -> Worker:
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(
+            [
+                str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
+                "--ping-interval", "30", "--ping-timeout", "60", "--websocket-max-message-size", "65536",
+                "claudemesh.asgi:application",
+            ],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port, proc=self.proc)
+        return self
+
+
+@pytest.fixture
+def e2e_database():
+    import psycopg
+
+    name = f"claudemesh_e2e_{secrets.token_hex(4)}"
+    parsed = urlparse(DATABASE_URL)
+    admin_url = urlunparse(parsed._replace(path="/postgres"))  # the maintenance DB always exists
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield urlunparse(parsed._replace(path=f"/{name}"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def cluster(tmp_path, e2e_database):
+    """Two workers sharing one database and one Redis, plus a roster of members."""
+    ports = [free_port(), free_port()]
+    started: list[Worker] = []
+
+    def env_for(port: int, **extra: str) -> dict[str, str]:
+        return server_env(
+            tmp_path, port,
+            DATABASE_URL=e2e_database, REDIS_URL=REDIS_URL,
+            CHANNEL_LAYER_PREFIX=f"e2e{secrets.token_hex(3)}" if not extra.get("CHANNEL_LAYER_PREFIX") else extra["CHANNEL_LAYER_PREFIX"],
+            BROKER_PRESENCE_LEASE_SECONDS="4", BROKER_HEARTBEAT_SECONDS="1", BROKER_SWEEP_SECONDS="0.5",
+            BROKER_SEND_RATE_BURST="100000", MAX_CONNECTIONS_PER_MESH="1000",
+            **{k: v for k, v in extra.items() if k != "CHANNEL_LAYER_PREFIX"},
+        )
+
+    prefix = f"e2e{secrets.token_hex(3)}"
+
+    def start(extra: dict[str, str] | None = None) -> list[Worker]:
+        for index, port in enumerate(ports):
+            env = env_for(port, CHANNEL_LAYER_PREFIX=prefix, **(extra or {}))
+            if index == 0:
+                migrate(env)
+            worker = Worker(port=port, env=env, log_path=tmp_path / f"worker{index}.log").start()
+            started.append(worker)
+        return started
+
+    def roster(peers: int) -> list[RosterMember]:
+        out = tmp_path / "roster.json"
+        manage(env_for(ports[0], CHANNEL_LAYER_PREFIX=prefix), "bench_roster", "--peers", str(peers), "--out", str(out))
+        data = json.loads(out.read_text())
+        return [RosterMember(data["meshId"], m["memberId"], m["pubkey"], m["secretKey"]) for m in data["members"]]
+
+    yield start, roster
+    for worker in started:
+        worker.stop()
+    for worker in started:
+        if worker.log_path and "Traceback" in worker.log_text():
+            print(f"--- {worker.log_path.name} ---\n{worker.log_text()[-4000:]}")
+
+
+async def wait_until(check, timeout: float = 15.0, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(interval)
+
+
+async def send(peer: E2EPeer, target: str, text: str, **extra) -> dict:
+    send_id = f"{peer.session_id}-{text}"
+    await peer.send({"type": "send", "id": send_id, "targetSpec": target, "nonce": "n", "ciphertext": text, **extra})
+    return await peer.expect(lambda f: f.get("type") == "ack" and f.get("id") == send_id)
+
+
+async def test_cross_worker_routing_presence_and_events(cluster):
+    start, roster = cluster
+    w1, w2 = start()
+    alice, bob, carol, dave = roster(4)
+    a = E2EPeer(alice, w1.ws_url)
+    b = E2EPeer(bob, w2.ws_url)
+    c = E2EPeer(carol, w2.ws_url, groups=[{"name": "eng/backend"}])
+    await a.connect()
+    await b.connect()
+    await c.connect()
+    joined = await a.expect(lambda f: f.get("event") == "peer_joined" and f["eventData"]["pubkey"] == carol.pubkey)
+    assert joined["eventData"]["groups"] == [{"name": "eng/backend"}]
+    peers = (await a.request({"type": "list_peers"}, "peers_list"))["peers"]
+    assert {p["pubkey"] for p in peers} == {alice.pubkey, bob.pubkey, carol.pubkey}
+
+    dm = await send(a, bob.pubkey, "dm-across")
+    assert dm["queued"] is True
+    push = await b.expect(lambda f: f.get("messageId") == dm["messageId"])
+    assert push["ciphertext"] == "dm-across" and push["senderPubkey"] == alice.pubkey
+    group = await send(a, "@eng", "to-eng")
+    await c.expect(lambda f: f.get("messageId") == group["messageId"])
+    everyone = await send(c, "*", "to-all")
+    await a.expect(lambda f: f.get("messageId") == everyone["messageId"])
+    await b.expect(lambda f: f.get("messageId") == everyone["messageId"])
+
+    # System events cross workers both ways.
+    d = E2EPeer(dave, w1.ws_url)
+    await d.connect()
+    await b.expect(lambda f: f.get("event") == "peer_joined" and f["eventData"]["pubkey"] == dave.pubkey)
+    await d.send({"type": "set_visible", "visible": False})
+    await c.expect(lambda f: f.get("event") == "peer_hidden")
+    await d.close()
+    await c.expect(lambda f: f.get("event") == "peer_left" and f["eventData"]["pubkey"] == dave.pubkey)
+
+    # One sessionId is unique across workers: the newer hello evicts the older socket on the other worker.
+    a2 = E2EPeer(alice, w2.ws_url, session_id=a.session_id)
+    await a2.connect()
+    await asyncio.wait_for(a.closed.wait(), 10)
+    assert a.close_code == 1000
+    # An offline member's DM waits in the database and arrives on its next hello, on any worker.
+    later = await send(b, dave.pubkey, "for-dave")
+    d2 = E2EPeer(dave, w2.ws_url)
+    await d2.connect()
+    await d2.expect(lambda f: f.get("messageId") == later["messageId"])
+    for peer in (a2, b, c, d2):
+        await peer.close()
+
+
+async def test_worker_killed_mid_traffic(cluster):
+    start, roster = cluster
+    w1, w2 = start()
+    members = roster(6)
+    receivers = [E2EPeer(m, w1.ws_url) for m in members[:3]]
+    senders = [E2EPeer(m, w2.ws_url) for m in members[3:]]
+    for peer in receivers + senders:
+        await peer.connect()
+    acked: dict[str, set[str]] = {r.member.pubkey: set() for r in receivers}
+    stop = asyncio.Event()
+
+    async def pump(sender: E2EPeer, index: int) -> None:
+        n = 0
+        while not stop.is_set():
+            target = receivers[(index + n) % len(receivers)].member.pubkey
+            send_id = f"{index}-{n}"
+            await sender.send({"type": "send", "id": send_id, "targetSpec": target, "nonce": "n", "ciphertext": send_id, "clientMessageId": send_id})
+            ack = await sender.expect(lambda f, sid=send_id: f.get("type") == "ack" and f.get("id") == sid, timeout=20)
+            if ack["queued"]:
+                acked[target].add(ack["messageId"])
+            n += 1
+            await asyncio.sleep(0.01)
+
+    pumps = [asyncio.ensure_future(pump(s, i)) for i, s in enumerate(senders)]
+    await asyncio.sleep(1.5)
+    killed_at = time.monotonic()
+    w1.stop(signal.SIGKILL)
+    await asyncio.gather(*(asyncio.wait_for(r.closed.wait(), 10) for r in receivers))
+    for receiver in receivers:  # reconnect to the surviving worker with the same session
+        await receiver.connect(w2.ws_url)
+    await asyncio.sleep(1.5)
+    stop.set()
+    await asyncio.gather(*pumps)
+    assert sum(len(ids) for ids in acked.values()) > 30
+
+    async def everything_arrived():
+        return all(acked[r.member.pubkey] <= {mid for _, mid in r.pushes} for r in receivers)
+
+    await wait_until(everything_arrived, timeout=20)
+    for receiver in receivers:
+        counts: dict[str, list[float]] = {}
+        for at, message_id in receiver.pushes:
+            counts.setdefault(message_id, []).append(at)
+        assert set(counts) == acked[receiver.member.pubkey]  # nothing lost, nothing foreign
+        # Exactly once, except a push the dead worker wrote whose push_ack died with it.
+        repeats = [mid for mid, times in counts.items() if len(times) > 1]
+        assert all(counts[mid][0] <= killed_at + 0.5 for mid in repeats), repeats
+
+    # No ghost peers once the dead worker's leases ran out.
+    async def no_ghosts():
+        peers = (await senders[0].request({"type": "list_peers"}, "peers_list"))["peers"]
+        return len(peers) == 6 and peers
+
+    peers = await wait_until(no_ghosts, timeout=15)
+    assert {p["sessionId"] for p in peers} == {p.session_id for p in receivers + senders}
+    async with httpx.AsyncClient() as http:
+        ready = await http.get(f"{w2.http_url}/health/ready")
+        assert ready.status_code == 200
+    for peer in receivers + senders:
+        await peer.close()
+
+
+async def test_layer_capacity_flood_loses_nothing(cluster):
+    """With a tiny channels-redis capacity most doorbells are dropped; the sweep still delivers everything."""
+    start, roster = cluster
+    w1, w2 = start({"CHANNEL_LAYER_CAPACITY": "1", "CHANNEL_LAYER_EXPIRY": "1"})
+    members = roster(8)
+    receivers = [E2EPeer(m, w2.ws_url) for m in members[:4]]
+    senders = [E2EPeer(m, w1.ws_url) for m in members[4:]]
+    for peer in receivers + senders:
+        await peer.connect()
+    expected: dict[str, set[str]] = {r.member.pubkey: set() for r in receivers}
+
+    async def flood(sender: E2EPeer, index: int) -> None:
+        for n in range(60):
+            target = receivers[n % len(receivers)].member.pubkey
+            send_id = f"f{index}-{n}"
+            await sender.send({"type": "send", "id": send_id, "targetSpec": target, "nonce": "n", "ciphertext": send_id})
+        for n in range(60):
+            send_id = f"f{index}-{n}"
+            ack = await sender.expect(lambda f, sid=send_id: f.get("type") == "ack" and f.get("id") == sid, timeout=20)
+            assert ack["queued"] is True
+            expected[receivers[n % len(receivers)].member.pubkey].add(ack["messageId"])
+
+    await asyncio.gather(*(flood(s, i) for i, s in enumerate(senders)))
+
+    async def all_delivered():
+        return all(expected[r.member.pubkey] <= {mid for _, mid in r.pushes} for r in receivers)
+
+    await wait_until(all_delivered, timeout=30)
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(f"{w1.http_url}/metrics")).text
+    dropped = [line for line in metrics.splitlines() if line.startswith("broker_doorbells_dropped_total")]
+    assert dropped and float(dropped[0].split()[-1]) > 0, "the flood should have overflowed the layer"
+    for peer in receivers + senders:
+        await peer.close()
