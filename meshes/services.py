@@ -113,7 +113,8 @@ def mesh_create(*, owner, name: str) -> Mesh:
 
 
 def _user_display_name(user) -> str:
-    return (user.get_full_name() or user.email or user.username)[:100]
+    """Full name, else the e-mail's local part: invite previews show this name to whoever holds a link."""
+    return (user.get_full_name() or user.email.partition("@")[0] or user.username)[:100]
 
 
 @transaction.atomic

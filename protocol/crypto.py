@@ -28,16 +28,16 @@ class SigningKeypair:
     secret_hex: str
 
     @classmethod
-    def generate(cls) -> "SigningKeypair":
+    def generate(cls) -> SigningKeypair:
         return cls.from_signing_key(nacl.signing.SigningKey.generate())
 
     @classmethod
-    def from_signing_key(cls, key: nacl.signing.SigningKey) -> "SigningKeypair":
+    def from_signing_key(cls, key: nacl.signing.SigningKey) -> SigningKeypair:
         public = bytes(key.verify_key)
         return cls(public_hex=public.hex(), secret_hex=(bytes(key) + public).hex())
 
     @classmethod
-    def from_secret_hex(cls, secret_hex: str) -> "SigningKeypair":
+    def from_secret_hex(cls, secret_hex: str) -> SigningKeypair:
         return cls.from_signing_key(signing_key_from_hex(secret_hex))
 
     def sign_hex(self, message: bytes) -> str:

@@ -6,7 +6,7 @@ import base64
 import binascii
 import math
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 HEX128 = re.compile(r"^[0-9a-fA-F]{128}$")
@@ -55,7 +55,7 @@ def hex_decode(text: str, size: int) -> bytes:
 
 def iso_ms(moment: datetime) -> str:
     """JavaScript `toISOString()`: UTC, exactly three fractional digits, trailing Z."""
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 

@@ -108,7 +108,7 @@ def v1_signature_valid(data: dict[str, Any]) -> bool:
 def v1_verify(token: str, *, now: float | None = None) -> dict[str, Any]:
     """Client-side order (client.md §3.2): decode → shape → expiry → signature. Returns the payload."""
     data = v1_decode(token)
-    current = int((time.time() if now is None else now))
+    current = int(time.time() if now is None else now)
     if int(data["expires_at"]) < current:
         raise InviteError("expired", f"invite expired: expires_at={int(data['expires_at'])}, now={current}")
     if not v1_signature_valid(data):

@@ -131,7 +131,7 @@ def test_preview_of_a_valid_invite(api, invite, mesh):
         "valid": True,
         "meshName": "Test Mesh",
         "meshSlug": "test-mesh",
-        "inviterName": "owner@example.test",
+        "inviterName": "owner",
         "memberCount": 1,
         "role": "member",
         "expiresAt": body["expiresAt"],
