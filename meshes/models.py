@@ -61,7 +61,7 @@ class Member(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="memberships"
     )
     # Null for dashboard-only members and for v2 claims that did not bind an ed25519 key.
-    pubkey = models.CharField(max_length=64, null=True, blank=True)
+    pubkey = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - unique only among real keys
     display_name = models.CharField(max_length=100)
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
     role_tag = models.CharField(max_length=64, blank=True, default="")
@@ -210,8 +210,8 @@ class AuditEvent(models.Model):
     id = models.BigAutoField(primary_key=True)
     mesh = models.ForeignKey(Mesh, on_delete=models.CASCADE, related_name="audit_events")
     event_type = models.CharField(max_length=64)
-    actor_member_id = models.CharField(max_length=32, null=True, blank=True)
-    actor_display_name = models.CharField(max_length=200, null=True, blank=True)
+    actor_member_id = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001 - hashed as "null"
+    actor_display_name = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     payload = models.JSONField(default=dict)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
