@@ -455,6 +455,9 @@ def invite_claim_v2(
         "member_id": member.id,
         "owner_pubkey": mesh.owner_pubkey,
         "canonical_v2": canonical,
+        # Additive (docs/wire-extensions.md): lets the claimant name the mesh and find its broker.
+        "mesh_slug": mesh.slug,
+        "broker_url": settings.BROKER_WS_URL,
     }
 
 

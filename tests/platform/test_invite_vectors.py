@@ -188,7 +188,7 @@ def test_v2_claim_seals_the_mesh_root_key_to_the_claimant(mesh, owner_actor, api
     assert len(root_key) == 32
     assert b64url(root_key) == mesh.root_key_b64url()
     assert body["mesh_id"] == mesh.id and body["owner_pubkey"] == mesh.owner_pubkey
-    assert set(body) == {"sealed_root_key", "mesh_id", "member_id", "owner_pubkey", "canonical_v2"}
+    assert set(body) == {"sealed_root_key", "mesh_id", "member_id", "owner_pubkey", "canonical_v2", "mesh_slug", "broker_url"}
 
 
 def test_v2_capability_canonical_string_is_byte_exact_and_signed(mesh, owner_actor, api):
