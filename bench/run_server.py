@@ -85,7 +85,7 @@ def server_command(args, port: int) -> list[str]:
         return [str(VENV_BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
                 "--log-level", "warning", "--ws-max-size", "65536", "claudemesh.asgi:application"]
     return [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "--ping-interval", "30",
-            "--ping-timeout", "90", "claudemesh.asgi:application"]
+            "--ping-timeout", "60", "--websocket-max-message-size", "65536", "claudemesh.asgi:application"]
 
 
 def build_parser() -> argparse.ArgumentParser:
