@@ -23,6 +23,7 @@ install-dev: install
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput -v0
 
 run: migrate
 	$(BIN)/daphne -b $(HOST) -p $(PORT) claudemesh.asgi:application
