@@ -53,3 +53,7 @@ def hello_timeout_seconds() -> float:
 
 def batch_seconds() -> float:
     return get("BROKER_BATCH_MS", 3.0) / 1000.0
+
+
+def retransmit_seconds() -> float:
+    return get("BROKER_RETRANSMIT_SECONDS", 10.0)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 db = database_sync_to_async
+DELIVER_CHUNK_BYTES = 256 * 1024
 
 
 class Node:
@@ -213,7 +214,12 @@ class Node:
 
     async def _on_layer_message(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
-        if kind == "doorbell":
+        if kind == "deliver":
+            for presence_id, message_id, priority, text in message.get("items", ()):
+                peer = self.peers.get(presence_id)
+                if peer is not None:
+                    await peer.deliver_claimed([(message_id, priority, text)])
+        elif kind == "doorbell":
             for presence_id in message.get("presences", ()):
                 peer = self.peers.get(presence_id)
                 if peer is not None:
@@ -251,19 +257,39 @@ class Node:
                 metrics.messages_in.inc()
                 await peer.send_frame(wire.send_ack(send_id, outcome.message_id))
         doorbells: set[tuple[str, str]] = set()
+        remote: dict[str, list[list[str]]] = defaultdict(list)
         for (_, _, _, started), outcome in zip(batch, outcomes, strict=True):
             if outcome.frame is None:
                 continue
-            text = None
-            for presence_id in outcome.local:
-                peer = self.peers.get(presence_id)
-                if peer is None:  # closed meanwhile: the row is released by the sweep and re-sent
+            text = wire.dumps(outcome.frame) if outcome.claimed else ""
+            message_id, priority = outcome.frame["messageId"], outcome.frame["priority"]
+            for node_id, presence_id in outcome.claimed:
+                if node_id != self.node_id:
+                    remote[node_id].append([presence_id, message_id, priority, text])
                     continue
-                text = text or wire.dumps(outcome.frame)
-                await peer.deliver_claimed([(outcome.frame["messageId"], outcome.frame["priority"], text)], started)
+                peer = self.peers.get(presence_id)
+                if peer is not None:  # else: closed meanwhile; its row is released and re-sent
+                    await peer.deliver_claimed([(message_id, priority, text)], started)
             doorbells |= outcome.doorbells
+        for node_id, items in remote.items():
+            await self._send_deliveries(node_id, items)
         if doorbells:
             await self.ring(doorbells)
+
+    async def _send_deliveries(self, node_id: str, items: list[list[str]]) -> None:
+        """Pushes for another worker's sockets, in chunks that keep layer messages small."""
+        if not self.remote:
+            return  # a row claimed for a node that is not reachable waits for retransmit or release
+        chunk: list[list[str]] = []
+        size = 0
+        for item in items:
+            chunk.append(item)
+            size += len(item[3])
+            if size >= DELIVER_CHUNK_BYTES:
+                await self._layer_send(node_id, {"type": "deliver", "items": chunk})
+                chunk, size = [], 0
+        if chunk:
+            await self._layer_send(node_id, {"type": "deliver", "items": chunk})
 
     def submit_send(self, peer: Peer, item: messaging.SendInput, send_id: str) -> None:
         self.sends.add((peer, item, send_id, time.monotonic()))
@@ -296,6 +322,13 @@ class Node:
             await self.broadcast(closed.mesh_id, closed.left_event, exclude_member_id=closed.member_id)
         await db(messaging.deliveries_release_orphans)()
         if self.peers:
+            stale = await db(messaging.deliveries_retransmit)(
+                node_id=self.node_id, older_than_seconds=conf.retransmit_seconds()
+            )
+            for presence_id, frame in stale:
+                peer = self.peers.get(presence_id)
+                if peer is not None:
+                    await peer.deliver_claimed([(frame["messageId"], frame["priority"], wire.dumps(frame))])
             for member_id, session in await db(messaging.pending_recipients)(node_id=self.node_id):
                 for peer in self.peers_of_member(member_id):
                     if session is None or session in peer.keys:

@@ -62,7 +62,8 @@ class SendOutcome:
     error: str | None = None
     reject_reason: str | None = None
     frame: dict[str, Any] | None = None
-    local: list[str] = field(default_factory=list)  # presences on this node holding a pre-claimed row
+    # Pre-claimed rows, pushed straight from memory: (node id, presence id). No drain query needed.
+    claimed: list[tuple[str, str]] = field(default_factory=list)
     doorbells: set[tuple[str, str]] = field(default_factory=set)  # (node id, presence id) to drain
     recipients: int = 0
 
@@ -178,12 +179,16 @@ def _load_context(inputs: list[SendInput], node_id: str, now: datetime) -> _Batc
 
 
 def _route(outcome: SendOutcome, ctx: _BatchContext, presence: dict[str, Any], delivery: Delivery, claim: bool) -> None:
-    """Pre-claim a row for a connection on this node (pushed from memory); ring a doorbell otherwise."""
-    if claim and presence["node_id"] == ctx.node_id:
+    """Pre-claim a row for a live connection: its worker pushes it from memory, without a drain query.
+
+    If the push never happens (the layer dropped it, the socket closed), the row is re-sent by the
+    retransmit sweep of the claimer's worker or released when the claimer closes.
+    """
+    if claim:
         delivery.state = DeliveryState.IN_FLIGHT
         delivery.claimed_by = presence["id"]
         delivery.claimed_at = ctx.now
-        outcome.local.append(presence["id"])
+        outcome.claimed.append((presence["node_id"], presence["id"]))
     else:
         outcome.doorbells.add((presence["node_id"], presence["id"]))
 
@@ -218,12 +223,9 @@ def _plan_direct(item: SendInput, ctx: _BatchContext, message: Message, outcome:
         priority=item.priority,
     )
     ready = [p for p in candidates if _can_take_now(p, item.priority, ctx.now)]
-    local = [p for p in ready if p["node_id"] == ctx.node_id]
-    if local:
-        _route(outcome, ctx, local[0], delivery, claim=True)
-    else:
-        for presence in ready:
-            _route(outcome, ctx, presence, delivery, claim=False)
+    if ready:  # exactly one session of the member gets it; prefer one on this worker
+        ready.sort(key=lambda p: p["node_id"] != ctx.node_id)
+        _route(outcome, ctx, ready[0], delivery, claim=True)
     return [delivery]
 
 
@@ -307,7 +309,7 @@ def messages_accept(*, inputs: list[SendInput], node_id: str) -> list[SendOutcom
                 planned = _plan_multicast(item, ctx, message, outcome)
         except SendRejected as rejected:
             outcome.error, outcome.reject_reason = rejected.text, rejected.reason
-            outcome.local.clear()
+            outcome.claimed.clear()
             outcome.doorbells.clear()
             continue
         if item.client_message_id:
@@ -383,12 +385,19 @@ class DeliveredMark:
 
 @transaction.atomic
 def deliveries_mark_delivered(*, marks: list[DeliveredMark]) -> int:
+    """One UPDATE per (presence, kind) for a whole batch of marks."""
     now = timezone.now()
-    done = 0
+    grouped: dict[tuple[str, bool], tuple[DeliveredMark, set[str]]] = {}
     for mark in marks:
-        rows = Delivery.objects.filter(message_id__in=mark.message_ids, state__lt=DeliveryState.DELIVERED)
-        if mark.by_claim:
-            rows = rows.filter(claimed_by=mark.presence_id)
+        key = (mark.presence_id, mark.by_claim)
+        if key not in grouped:
+            grouped[key] = (mark, set())
+        grouped[key][1].update(mark.message_ids)
+    done = 0
+    for (presence_id, by_claim), (mark, message_ids) in grouped.items():
+        rows = Delivery.objects.filter(message_id__in=message_ids, state__lt=DeliveryState.DELIVERED)
+        if by_claim:
+            rows = rows.filter(claimed_by=presence_id)
         else:
             rows = rows.filter(_mine(mark.member_id, list(mark.keys)))
         done += rows.update(state=DeliveryState.DELIVERED, delivered_at=now)
@@ -411,6 +420,41 @@ def deliveries_release_orphans(*, member_id: str | None = None) -> int:
         claimed_by__in=Presence.objects.filter(disconnected_at=None).values("id")
     )
     return orphans.update(state=DeliveryState.PENDING, claimed_by=None, claimed_at=None)
+
+
+@transaction.atomic
+def deliveries_retransmit(*, node_id: str, older_than_seconds: float) -> list[tuple[str, dict[str, Any]]]:
+    """In-flight rows held by this worker's connections for too long: never written (a lost layer message)
+    or written but not acknowledged. Re-push them (clients dedupe by messageId)."""
+    now = timezone.now()
+    rows = list(
+        Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(
+            state=DeliveryState.IN_FLIGHT,
+            claimed_at__lt=now - timedelta(seconds=older_than_seconds),
+            claimed_by__in=Presence.objects.filter(node_id=node_id, disconnected_at=None).values("id"),
+        )
+        .select_related("message")
+        .order_by("id")[:CLAIM_LIMIT]
+    )
+    if not rows:
+        return []
+    Delivery.objects.filter(pk__in=[row.pk for row in rows]).update(claimed_at=now)
+    return [
+        (
+            row.claimed_by,
+            wire.push(
+                message_id=row.message.id,
+                mesh_id=row.message.mesh_id,
+                sender_pubkey=row.message.sender_pubkey,
+                priority=row.message.priority,
+                nonce=row.message.nonce,
+                ciphertext=row.message.ciphertext,
+                created_at=row.message.created_at,
+            ),
+        )
+        for row in rows
+    ]
 
 
 def pending_recipients(*, node_id: str) -> list[tuple[str, str | None]]:
