@@ -28,10 +28,13 @@ SETUPS = {
 
 # name -> harness arguments (after the scenario's own server URL/pids/roster are added)
 SCENARIOS = {
-    "burst": ["burst", "--msgs", "100"],
-    "steady": ["steady", "--rate", "2", "--duration", "20"],
-    "idle": ["idle", "--connections", "1000", "--hold", "3"],
+    "burst": ["burst", "--msgs", "100"],                           # 100 peers x 100 = 10,000 messages at once
+    "steady200": ["steady", "--rate", "2", "--duration", "20"],    # 100 senders x 2/s = 200 msgs/s for 20 s
+    "steady500": ["steady", "--rate", "5", "--duration", "20"],    # 100 senders x 5/s = 500 msgs/s for 20 s
+    "idle": ["idle", "--connections", "1000", "--hold", "3"],      # 1,000 idle sockets (members reused)
+    "burst-ref": ["burst", "--msgs", "1000"],                      # the reference load test: 100 x 1000
 }
+DEFAULT_SCENARIOS = "burst,steady200,steady500,idle"
 
 
 def start_server(setup: str, peers: int, port: int, extra: list[str]) -> tuple[subprocess.Popen, dict]:
@@ -64,10 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.suite", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--setups", default="embedded,pg1,pg2")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--scenarios", default=DEFAULT_SCENARIOS, help=f"from {', '.join(SCENARIOS)}")
     parser.add_argument("--peers", type=int, default=100)
     parser.add_argument("--port", type=int, default=7900)
-    parser.add_argument("--timeout", type=float, default=180.0, help="harness --timeout per scenario")
+    parser.add_argument("--timeout", type=float, default=300.0, help="harness --timeout per scenario")
     parser.add_argument("--harness", default="", help="extra harness arguments, e.g. '--procs 2'")
     parser.add_argument("--server", default="", help="extra run_server arguments, e.g. '--server uvicorn'")
     parser.add_argument("--out", default="var/bench/results.json")
