@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import secrets
 import sys
@@ -107,6 +108,8 @@ async def run_traffic(scenario: str, roster: Roster, opts: RunOptions, *, sender
         "scenario": scenario, "urls": opts.urls, "peers": len(everyone), "senders": len(senders),
         "msgs_per_sender": msgs_per_sender, "connections_ok": ok, "connections_failed": len(everyone) - ok,
         "connect_s": round(connect_s, 2), "delivery_ack": delivery_ack,
+        # Other work on the machine skews the figures: record how busy it was when the clock started.
+        "loadavg_1m": round(os.getloadavg()[0], 2),
     }
     if interval is not None:
         report["rate_per_peer"] = round(1 / interval, 3)
@@ -173,6 +176,7 @@ async def run_idle(roster: Roster, opts: RunOptions, *, connections: int, hold: 
                       connect_concurrency=opts.connect_concurrency, hello_timeout=opts.hello_timeout,
                       want_delivery_ack=opts.want_delivery_ack)
     progress = Progress(opts.progress, "idle")
+    loadavg = round(os.getloadavg()[0], 2)
     sampler = ServerSampler(opts.pids)
     sampler.start()
     progress.show(f"opening {connections} connections", force=True)
@@ -194,5 +198,5 @@ async def run_idle(roster: Roster, opts: RunOptions, *, connections: int, hold: 
         "connections_per_s": round(ok / connect_s, 1) if connect_s > 0 else None,
         "delivery_ack": group.delivery_ack, "errors": dict(ledger.errors), "server": server,
         "harness": {"procs": 1, "cpu_s": round(own_cpu_seconds(), 2)}, "timed_out": False,
-        "ok": ok == connections, "delivered_pct": None, "delivered_per_s": None,
+        "ok": ok == connections, "delivered_pct": None, "delivered_per_s": None, "loadavg_1m": loadavg,
     }

@@ -63,6 +63,43 @@ def run_scenario(info: dict, args: list[str], harness_extra: list[str], timeout:
     return report
 
 
+def _ms(report: dict, kind: str) -> str:
+    lat = report.get(kind) or {}
+    if lat.get("p50") is None:
+        return "-"
+    return f"{lat['p50']:,.0f} / {lat['p95']:,.0f} / {lat['p99']:,.0f} / {lat['max']:,.0f}"
+
+
+def markdown_table(results: list[dict]) -> str:
+    """The results as the Markdown table of docs/benchmarks.md."""
+    lines = [
+        "| setup | scenario | sent | delivered % | dup | lost | errors | msgs/s | send→ack ms p50/p95/p99/max "
+        "| send→push ms p50/p95/p99/max | server CPU s | server peak RSS MiB | load 1m |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        server = r.get("server") or {}
+        if r.get("scenario") == "idle":
+            per_conn = server.get("rss_per_conn_kb")
+            lines.append(
+                f"| {r.get('setup')} | idle ×{r.get('connections')} | {r.get('connections_ok')} connected in "
+                f"{r.get('connect_s')} s ({r.get('connections_per_s')}/s) | - | - | - | "
+                f"{sum((r.get('errors') or {}).values())} | - | - | - | {server.get('cpu_s')} | "
+                f"{server.get('peak_rss_mb')} (≈{per_conn} KiB per connection) | {r.get('loadavg_1m', '-')} |")
+            continue
+        name = r.get("scenario")
+        if name == "steady":
+            name = f"steady {r.get('senders')}×{r.get('rate_per_peer'):g}/s"
+        else:
+            name = f"{name} {r.get('senders')}×{r.get('msgs_per_sender')}"
+        lines.append(
+            f"| {r.get('setup')} | {name} | {r.get('sent'):,} | {r.get('delivered_pct')} | {r.get('duplicates')} | "
+            f"{r.get('lost')} | {sum((r.get('errors') or {}).values())} | {r.get('delivered_per_s')} | "
+            f"{_ms(r, 'ack_ms')} | {_ms(r, 'push_ms')} | {server.get('cpu_s')} | {server.get('peak_rss_mb')} | "
+            f"{r.get('loadavg_1m', '-')} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.suite", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--harness", default="", help="extra harness arguments, e.g. '--procs 2'")
     parser.add_argument("--server", default="", help="extra run_server arguments, e.g. '--server uvicorn'")
     parser.add_argument("--out", default="var/bench/results.json")
+    parser.add_argument("--table", metavar="RESULTS_JSON", help="only print the Markdown table of a results file")
     args = parser.parse_args(argv)
+    if args.table:
+        print(markdown_table(json.loads(Path(args.table).read_text())))
+        return 0
     results = []
     for setup in args.setups.split(","):
         proc, info = start_server(setup, args.peers, args.port, args.server.split())
@@ -92,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, sort_keys=True))
-    print(json.dumps(results, sort_keys=True))
+    print(markdown_table(results))
     return 0 if all(r.get("ok") for r in results) else 1
 
 
