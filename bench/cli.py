@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-delivery-ack", action="store_true",
                         help="do not announce deliveryAck (measure the broker's v0.1 at-most-once path)")
     parser.add_argument("--no-client-message-id", action="store_true", help="send without clientMessageId")
+    parser.add_argument("--profile", metavar="DIR", default=None,
+                        help="burst/steady: py-spy the --pids during the measured phase into DIR (needs py-spy)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     return parser
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                       grace=args.grace, connect_concurrency=args.connect_concurrency,
                       hello_timeout=args.hello_timeout, want_delivery_ack=not args.no_delivery_ack,
                       client_message_id=not args.no_client_message_id, size=args.size, seed=args.seed,
-                      progress=not args.quiet)
+                      progress=not args.quiet, profile_dir=args.profile)
     size = len(roster.members)
     if args.scenario == "burst":
         if size < 2:

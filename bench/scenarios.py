@@ -16,6 +16,7 @@ from bench.ledger import Ledger
 from bench.peers import PeerGroup
 from bench.plans import PlanSpec
 from bench.procstats import ServerSampler
+from bench.profiling import Profiler
 from bench.report import delivered_pct, latency_summary, rate_per_s
 from bench.roster import Roster
 
@@ -37,6 +38,7 @@ class RunOptions:
     size: int = 64
     seed: int = 1
     progress: bool = True
+    profile_dir: str | None = None
 
 
 def raise_fd_limit(needed: int) -> None:
@@ -116,7 +118,9 @@ async def run_traffic(scenario: str, roster: Roster, opts: RunOptions, *, sender
     timed_out = False
     sampler = ServerSampler(opts.pids)
     cpu_before = own_cpu_seconds()
+    profiler = Profiler(opts.profile_dir, opts.pids, max_seconds=opts.timeout + 60)
     if ok == len(everyone):
+        await profiler.start()  # after connecting: the profile covers the measured phase only
         sampler.start()
         start_at = time.monotonic() + START_DELAY
         for g in groups:
@@ -139,6 +143,9 @@ async def run_traffic(scenario: str, roster: Roster, opts: RunOptions, *, sender
             await asyncio.sleep(0.02)
         progress.show(f"sent {ledger.sent} acked {ledger.acked} delivered {ledger.delivered}", force=True)
         server = await sampler.stop()
+        profile_files = await profiler.stop()
+        if profile_files:
+            report["profile"] = profile_files
     else:
         server = {}
         ledger.on_error("run_not_started:connect_failures")
