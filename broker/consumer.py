@@ -63,8 +63,9 @@ class BrokerConsumer(AsyncWebsocketConsumer):
             return
         try:
             frame = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return  # not JSON: dropped silently, the socket stays open (§1.2)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            # not JSON (or nested past the parser's recursion limit): dropped silently, the socket stays open (§1.2)
+            return
         if not isinstance(frame, dict):
             return
         await dispatch(self.peer, frame)
