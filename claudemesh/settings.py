@@ -116,6 +116,8 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("SQLITE_PATH", str(VAR_DIR / "db.sqlite3")),
+            # Keep the connection across the broker's DB-thread hops instead of reopening it each time.
+            "CONN_MAX_AGE": 600,
             "OPTIONS": {
                 # IMMEDIATE avoids "database is locked" when two writers upgrade read locks at once.
                 "transaction_mode": "IMMEDIATE",

@@ -14,8 +14,20 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
 
 
+_ID_SPACE = len(ID_ALPHABET) ** ID_LENGTH  # 62**32, about 2**190
+
+
 def new_id() -> str:
-    return "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
+    """One CSPRNG draw per id (32 `secrets.choice` calls were 15 % of the broker's CPU under load).
+
+    256 random bits reduced modulo 62**32: the bias is below 2**-65.
+    """
+    number = int.from_bytes(secrets.token_bytes(32), "big") % _ID_SPACE
+    chars = []
+    for _ in range(ID_LENGTH):
+        number, digit = divmod(number, 62)
+        chars.append(ID_ALPHABET[digit])
+    return "".join(chars)
 
 
 def new_code() -> str:
