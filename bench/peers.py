@@ -49,6 +49,7 @@ class Peer:
         self.delivery_ack = False  # set from hello_ack: push_ack only when the broker supports it
         self.ws: ClientConnection | None = None
         self.closing = False
+        self.ready = False  # hello_ack received
         self._hello: asyncio.Future | None = None
         self._reader: asyncio.Task | None = None
         self._acker: asyncio.Task | None = None
@@ -121,6 +122,7 @@ class Peer:
                     self.sink.on_ack(msg.get("id", ""), now, msg.get("messageId") or "", error)
                 elif kind == "hello_ack":
                     self.delivery_ack = self.want_delivery_ack and bool(msg.get("deliveryAck"))
+                    self.ready = True
                     if self._hello is not None and not self._hello.done():
                         self._hello.set_result(msg)
                 elif kind == "error":

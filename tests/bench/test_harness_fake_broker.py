@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from websockets.asyncio.server import serve
 
 from bench.cli import main
 from bench.roster import Roster
@@ -76,3 +77,16 @@ def test_cli_json_over_two_urls_and_two_processes(tmp_path, capsys):
     assert code == 0
     assert report["delivered_pct"] == 100.0 and report["delivered_per_s"] > 0
     assert report["harness"]["procs"] == 2 and len(report["urls"]) == 2
+
+
+async def test_idle_is_bounded_by_the_timeout():
+    async def never_ack(ws):  # a server that accepts sockets but never answers hello
+        async for _ in ws:
+            pass
+
+    async with serve(never_ack, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/ws"
+        roster = Roster.from_dict(make_roster(2))
+        report = await run_idle(roster, RunOptions(urls=[url], progress=False, timeout=0.5, hello_timeout=5),
+                                connections=3, hold=0.0)
+    assert report["timed_out"] and not report["ok"] and report["connections_ok"] == 0
