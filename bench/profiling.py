@@ -39,7 +39,7 @@ class Profiler:
             self.files.append(str(out))
             self.procs.append(await asyncio.create_subprocess_exec(
                 binary, "record", "--pid", str(pid), "--rate", str(self.rate), "--format", "raw", "--threads",
-                "--duration", str(int(self.max_seconds)), "--output", str(out), "--nonblocking",
+                "--duration", str(int(self.max_seconds)), "--output", str(out),
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL))
         await asyncio.sleep(1.0)  # let py-spy attach before the clock starts
 
