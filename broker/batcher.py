@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 from channels.db import database_sync_to_async
@@ -27,9 +28,16 @@ class Batcher(Generic[T]):
         window: float,
         flush_fn: Callable[[list[T]], Any],
         done_fn: Callable[[list[T], Any, BaseException | None], Awaitable[None]],
+        executor: ThreadPoolExecutor | None = None,
     ):
         self.window = window
-        self._flush_fn = database_sync_to_async(flush_fn)
+        # With an executor the batcher has its own thread (and DB connection), so sends, delivery marks and
+        # drains do not queue behind each other on Django's single shared thread.
+        self._flush_fn = (
+            database_sync_to_async(flush_fn, thread_sensitive=False, executor=executor)
+            if executor is not None
+            else database_sync_to_async(flush_fn)
+        )
         self._done_fn = done_fn
         self._items: list[T] = []
         self._task: asyncio.Task | None = None

@@ -12,10 +12,13 @@ import logging
 import time
 import uuid
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
+from django.db import connections
 
 from broker import conf, metrics, wire
 from broker.batcher import Batcher
@@ -42,8 +45,17 @@ class Node:
         self.ip_counts: Counter[str] = Counter()
         burst, per_min = conf.send_rate()
         self.send_buckets = TokenBuckets(burst=burst, per_minute=per_min)
-        self.sends = Batcher(window=conf.batch_seconds(), flush_fn=self._flush_sends, done_fn=self._sends_done)
-        self.marks = Batcher(window=conf.batch_seconds(), flush_fn=self._flush_marks, done_fn=self._marks_done)
+        # Postgres takes concurrent writers; SQLite (one writer) keeps everything on Django's shared DB thread.
+        self.executors: list[ThreadPoolExecutor] = []
+        if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+            self.executors = [ThreadPoolExecutor(1, thread_name_prefix=f"broker-{n}") for n in ("sends", "marks")]
+        send_ex, mark_ex = (self.executors + [None, None])[:2]
+        self.sends = Batcher(
+            window=conf.batch_seconds(), flush_fn=self._flush_sends, done_fn=self._sends_done, executor=send_ex
+        )
+        self.marks = Batcher(
+            window=conf.batch_seconds(), flush_fn=self._flush_marks, done_fn=self._marks_done, executor=mark_ex
+        )
         self._tasks: list[asyncio.Task] = []
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -372,11 +384,11 @@ async def stop_current_node() -> None:
         return
     for task in node._tasks:
         task.cancel()
-    for task in node._tasks:
-        try:
-            await task
-        except BaseException:  # noqa: S110 - cancelled or already failed; both fine when stopping
-            pass
+    if node._tasks:  # bounded: a channel-layer receive may take a moment to notice the cancellation
+        await asyncio.wait(node._tasks, timeout=2)
     await node.sends.drain()
     await node.marks.drain()
+    for executor in node.executors:  # their DB connections must not outlive the node
+        await asyncio.get_running_loop().run_in_executor(executor, connections.close_all)
+        executor.shutdown(wait=False)
     _node = None

@@ -13,7 +13,13 @@ from protocol.encoding import iso_ms
 
 
 def dumps(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate echoed from a request: escape it, text frames must be UTF-8
+            text = json.dumps(frame, separators=(",", ":"))
+    return text
 
 
 def with_req_id(frame: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:

@@ -172,6 +172,11 @@ async def connect():
     from broker.node import stop_current_node
 
     await stop_current_node()
+    # channels-redis binds its receive machinery to the event loop that first used it; each test has its own
+    # loop, so the next test gets a fresh layer object (a server process has one loop for its lifetime).
+    from channels.layers import channel_layers
+
+    channel_layers.backends.pop("default", None)
     # The DB thread's connection must not outlive the test (Postgres refuses to drop a test DB in use).
     await database_sync_to_async(connections.close_all)()
 
