@@ -73,11 +73,24 @@ def js_length(text: str) -> int:
     return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
 
 
+def storable(text: str) -> bool:
+    """Postgres text refuses NUL and no UTF-8 store takes a lone surrogate; such a send must not fail its batch."""
+    if "\x00" in text:
+        return False
+    try:
+        text.isascii() or text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_send(frame: dict[str, Any], sender: Sender) -> SendInput:
     """Shape and size checks that need no database (§3.3 step 2)."""
     target, nonce, ciphertext = frame.get("targetSpec"), frame.get("nonce"), frame.get("ciphertext")
     if not isinstance(target, str) or not target or not isinstance(nonce, str) or not isinstance(ciphertext, str):
         raise SendRejected("invalid send: targetSpec, nonce and ciphertext are required strings", "parse_or_handler")
+    if not (storable(target) and storable(nonce) and storable(ciphertext)):
+        raise SendRejected("invalid send: NUL characters and unpaired surrogates cannot be stored", "parse_or_handler")
     size = js_length(ciphertext) + js_length(nonce) + js_length(target)
     limit = conf.max_message_bytes()
     if size > limit:
