@@ -8,7 +8,6 @@ import resource
 import secrets
 import sys
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 
 from bench.groups import GroupConfig, LocalGroup, RemoteGroup, own_cpu_seconds
@@ -78,98 +77,115 @@ def _split(indices: list[int], parts: int) -> list[list[int]]:
     return [chunk for chunk in (indices[k::parts] for k in range(parts)) if chunk]
 
 
-async def run_traffic(scenario: str, roster: Roster, opts: RunOptions, *, senders: list[int], msgs_per_sender: int,
-                      interval: float | None = None) -> dict:
-    """burst (interval None) or steady: connect every roster peer, send the plan, wait for every push."""
-    everyone = list(range(len(roster.members)))
-    run_tag = secrets.token_hex(4)
-    spec = PlanSpec(senders=tuple(senders), recipients=tuple(everyone), msgs_per_sender=msgs_per_sender,
-                    run_tag=run_tag, seed=opts.seed, size=opts.size, client_message_id=opts.client_message_id)
+def _make_groups(roster: Roster, opts: RunOptions, spec: PlanSpec, ledger: Ledger, interval: float | None):
+    """One peer group per harness process (LocalGroup when --procs 1), peers dealt round-robin."""
     offsets = None
     if interval is not None:
         # Stagger the senders evenly over one interval so the aggregate rate is smooth, not a tick every 1/R s.
-        offsets = {s: interval * n / len(senders) for n, s in enumerate(senders)}
-    raise_fd_limit(len(everyone))
-    ledger = Ledger(planned_sends=spec.planned_sends)
-    progress = Progress(opts.progress, scenario)
+        offsets = {s: interval * n / len(spec.senders) for n, s in enumerate(spec.senders)}
     groups = []
-    for chunk in _split(everyone, max(1, opts.procs)):
-        config = GroupConfig(roster=roster.to_dict(), indices=chunk, urls=opts.urls, run_tag=run_tag, spec=spec,
+    for chunk in _split(list(spec.recipients), max(1, opts.procs)):
+        config = GroupConfig(roster=roster.to_dict(), indices=chunk, urls=opts.urls, run_tag=spec.run_tag, spec=spec,
                              interval=interval, offsets=offsets, connect_concurrency=opts.connect_concurrency,
                              hello_timeout=opts.hello_timeout, want_delivery_ack=opts.want_delivery_ack)
         groups.append(LocalGroup(config, ledger) if opts.procs <= 1 else RemoteGroup(config, ledger))
+    return groups
+
+
+async def _wait_for_deliveries(ledger: Ledger, opts: RunOptions, start_at: float, progress: Progress) -> bool:
+    """Until every planned message is acked and pushed (then `grace` more seconds), or the timeout.
+
+    Returns True when the run timed out.
+    """
+    deadline = start_at + opts.timeout
+    complete_since = None
+    while True:
+        now = time.monotonic()
+        progress.show(f"sent {ledger.sent}/{ledger.planned_sends} acked {ledger.acked} delivered {ledger.delivered} "
+                      f"({delivered_pct(ledger.delivered, ledger.planned_sends):.1f} %) dup {ledger.duplicates} "
+                      f"{max(0.0, now - start_at):.1f}s")
+        if ledger.complete():
+            # Keep listening a little: a duplicate push after the last delivery must still be counted.
+            complete_since = complete_since or now
+            if now - complete_since >= opts.grace:
+                return False
+        if now > deadline:
+            return True
+        await asyncio.sleep(0.02)
+
+
+def _delivery_figures(ledger: Ledger) -> dict:
+    first, last = ledger.first_send, ledger.last_push
+    return {
+        "sent": ledger.sent, "planned": ledger.planned_sends, "acked": ledger.acked, "accepted": ledger.accepted,
+        "rejected": ledger.acked - ledger.accepted, "unacked": ledger.sent - ledger.acked,
+        "delivered": ledger.delivered, "delivered_pct": delivered_pct(ledger.delivered, ledger.planned_sends),
+        "duplicates": ledger.duplicates, "lost": ledger.accepted - ledger.delivered,
+        "stray_pushes": ledger.stray_pushes, "errors": dict(ledger.errors),
+        "ack_ms": latency_summary(ledger.ack_latency), "push_ms": latency_summary(ledger.push_latency),
+        "duration_s": round(last - first, 3) if first is not None and last is not None else None,
+        "delivered_per_s": rate_per_s(ledger.delivered, first, last),
+    }
+
+
+async def run_traffic(scenario: str, roster: Roster, opts: RunOptions, *, senders: list[int], msgs_per_sender: int,
+                      interval: float | None = None) -> dict:
+    """burst (interval None) or steady: connect every roster peer, send the plan, wait for every push."""
+    everyone = tuple(range(len(roster.members)))
+    spec = PlanSpec(senders=tuple(senders), recipients=everyone, msgs_per_sender=msgs_per_sender,
+                    run_tag=secrets.token_hex(4), seed=opts.seed, size=opts.size,
+                    client_message_id=opts.client_message_id)
+    raise_fd_limit(len(everyone))
+    ledger = Ledger(planned_sends=spec.planned_sends)
+    progress = Progress(opts.progress, scenario)
+    groups = _make_groups(roster, opts, spec, ledger, interval)
 
     progress.show(f"connecting {len(everyone)} peers and encrypting {spec.planned_sends} envelopes", force=True)
     connect_started = time.monotonic()
     results = await asyncio.gather(*(g.connect() for g in groups))
     connect_s = time.monotonic() - connect_started
     ok = sum(r[0] for r in results)
-    failures: Counter = sum((r[1] for r in results), Counter())
-    delivery_ack = any(r[2] for r in results)
     report = {
         "scenario": scenario, "urls": opts.urls, "peers": len(everyone), "senders": len(senders),
         "msgs_per_sender": msgs_per_sender, "connections_ok": ok, "connections_failed": len(everyone) - ok,
-        "connect_s": round(connect_s, 2), "delivery_ack": delivery_ack,
+        "connect_s": round(connect_s, 2), "delivery_ack": any(r[2] for r in results),
         # Other work on the machine skews the figures: record how busy it was when the clock started.
         "loadavg_1m": round(os.getloadavg()[0], 2),
     }
     if interval is not None:
         report["rate_per_peer"] = round(1 / interval, 3)
-    timed_out = False
-    sampler = ServerSampler(opts.pids)
+    timed_out, server = False, {}
     cpu_before = own_cpu_seconds()
-    profiler = Profiler(opts.profile_dir, opts.pids, max_seconds=opts.timeout + 60)
     if ok == len(everyone):
+        sampler = ServerSampler(opts.pids)
+        profiler = Profiler(opts.profile_dir, opts.pids, max_seconds=opts.timeout + 60)
         await profiler.start()  # after connecting: the profile covers the measured phase only
         sampler.start()
         start_at = time.monotonic() + START_DELAY
-        for g in groups:
-            await g.start(start_at)
-        deadline = start_at + opts.timeout
-        complete_since = None
-        while True:
-            now = time.monotonic()
-            progress.show(f"sent {ledger.sent}/{spec.planned_sends} acked {ledger.acked} "
-                          f"delivered {ledger.delivered} ({delivered_pct(ledger.delivered, spec.planned_sends):.1f} %) "
-                          f"dup {ledger.duplicates} {max(0.0, now - start_at):.1f}s")
-            if ledger.complete():
-                # Keep listening a little: a duplicate push after the last delivery must still be counted.
-                complete_since = complete_since or now
-                if now - complete_since >= opts.grace:
-                    break
-            if now > deadline:
-                timed_out = True
-                break
-            await asyncio.sleep(0.02)
+        for group in groups:
+            await group.start(start_at)
+        timed_out = await _wait_for_deliveries(ledger, opts, start_at, progress)
         progress.show(f"sent {ledger.sent} acked {ledger.acked} delivered {ledger.delivered}", force=True)
         server = await sampler.stop()
         profile_files = await profiler.stop()
         if profile_files:
             report["profile"] = profile_files
     else:
-        server = {}
         ledger.on_error("run_not_started:connect_failures")
     child_cpu = sum(await asyncio.gather(*(g.stop() for g in groups)))
     progress.done()
-    for reason, count in failures.items():
-        ledger.on_error(reason, count)
+    for result in results:
+        for reason, count in result[1].items():
+            ledger.on_error(reason, count)
 
-    sent = ledger.sent
+    report.update(_delivery_figures(ledger))
     report.update({
-        "sent": sent, "planned": spec.planned_sends, "acked": ledger.acked, "accepted": ledger.accepted,
-        "rejected": ledger.acked - ledger.accepted, "unacked": sent - ledger.acked,
-        "delivered": ledger.delivered, "delivered_pct": delivered_pct(ledger.delivered, spec.planned_sends),
-        "duplicates": ledger.duplicates, "lost": ledger.accepted - ledger.delivered,
-        "stray_pushes": ledger.stray_pushes, "errors": dict(ledger.errors),
-        "ack_ms": latency_summary(ledger.ack_latency), "push_ms": latency_summary(ledger.push_latency),
-        "duration_s": round(ledger.last_push - ledger.first_send, 3) if ledger.last_push and ledger.first_send else None,
-        "delivered_per_s": rate_per_s(ledger.delivered, ledger.first_send, ledger.last_push),
         "server": server, "timed_out": timed_out,
         "harness": {"procs": max(1, opts.procs), "cpu_s": round(own_cpu_seconds() - cpu_before + child_cpu, 2)},
     })
     if interval is not None:
         report["send_lag_ms"] = latency_summary(ledger.send_lag)
-    report["ok"] = (not timed_out and report["delivered"] == spec.planned_sends and report["duplicates"] == 0)
+    report["ok"] = not timed_out and report["delivered"] == spec.planned_sends and report["duplicates"] == 0
     return report
 
 
