@@ -29,10 +29,11 @@ class Ledger:
         self.ack_latency: list[float] = []
         self.push_latency: list[float] = []
         self.send_lag: list[float] = []
+        self.duplicate_gap: list[float] = []  # first push -> repeated push: tells a retransmit timer from a race
         self.first_send: float | None = None
         self.last_push: float | None = None
         self._sent_at_by_message: dict[str, float] = {}
-        self._delivered_ids: set[str] = set()
+        self._pushed_at: dict[str, float] = {}
         self._orphans: dict[str, list[float]] = {}
 
     # --- events (same signatures as the child-process sink in bench.worker) ------------------------------
@@ -68,10 +69,12 @@ class Ledger:
         self.errors[reason] += count
 
     def _deliver(self, message_id: str, at: float) -> None:
-        if message_id in self._delivered_ids:
+        first = self._pushed_at.get(message_id)
+        if first is not None:
             self.duplicates += 1
+            self.duplicate_gap.append(at - first)
             return
-        self._delivered_ids.add(message_id)
+        self._pushed_at[message_id] = at
         self.delivered += 1
         self.push_latency.append(at - self._sent_at_by_message[message_id])
         if self.last_push is None or at > self.last_push:

@@ -54,6 +54,12 @@ def _fmt(value, unit: str = "") -> str:
     return f"{value:,}{unit}" if isinstance(value, int) else f"{value}{unit}"
 
 
+def _gap(gap: dict | None) -> str:
+    if not gap or not gap.get("count"):
+        return ""
+    return f" (repeated {_fmt(gap.get('p50'))} ms after the first push at p50, max {_fmt(gap.get('max'))} ms)"
+
+
 def format_table(report: dict) -> str:
     """A human-readable report: one 'label  value' line per figure, latencies as one row per kind."""
     rows: list[tuple[str, str]] = [
@@ -67,7 +73,7 @@ def format_table(report: dict) -> str:
             ("sent", _fmt(report.get("sent"))),
             ("accepted", _fmt(report.get("accepted"))),
             ("delivered", f"{_fmt(report.get('delivered'))} ({_fmt(report.get('delivered_pct'))} %)"),
-            ("duplicates", _fmt(report.get("duplicates"))),
+            ("duplicates", _fmt(report.get("duplicates")) + _gap(report.get("duplicate_gap_ms"))),
             ("lost (accepted, never pushed)", _fmt(report.get("lost"))),
             ("unacked", _fmt(report.get("unacked"))),
             ("stray pushes (unknown id)", _fmt(report.get("stray_pushes"))),

@@ -75,6 +75,7 @@ def test_ledger_counts_duplicates_rejections_and_losses():
     ledger.on_push("a", 0.3)
     ledger.on_push("zzz", 0.3)  # from an earlier run
     assert (ledger.accepted, ledger.delivered, ledger.duplicates) == (2, 1, 1)
+    assert ledger.duplicate_gap == [pytest.approx(0.1)]
     assert ledger.errors == {"rate_limit": 1}
     assert ledger.stray_pushes == 1
     assert not ledger.complete()  # "c" was accepted but never pushed
