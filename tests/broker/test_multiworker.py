@@ -173,10 +173,11 @@ async def test_cross_worker_routing_presence_and_events(cluster):
 async def test_worker_killed_mid_traffic(cluster):
     start, roster = cluster
     w1, w2 = start()
-    members = roster(6)
+    members = roster(7)
     receivers = [E2EPeer(m, w1.ws_url) for m in members[:3]]
-    senders = [E2EPeer(m, w2.ws_url) for m in members[3:]]
-    for peer in receivers + senders:
+    senders = [E2EPeer(m, w2.ws_url) for m in members[3:6]]
+    bystander = E2EPeer(members[6], w1.ws_url)  # dies with its worker and never comes back
+    for peer in receivers + senders + [bystander]:
         await peer.connect()
     acked: dict[str, set[str]] = {r.member.pubkey: set() for r in receivers}
     stop = asyncio.Event()
@@ -225,6 +226,8 @@ async def test_worker_killed_mid_traffic(cluster):
 
     peers = await wait_until(no_ghosts, timeout=15)
     assert {p["sessionId"] for p in peers} == {p.session_id for p in receivers + senders}
+    left = await senders[0].expect(lambda f: f.get("event") == "peer_left", timeout=10)
+    assert left["eventData"]["pubkey"] == bystander.member.pubkey
     async with httpx.AsyncClient() as http:
         ready = await http.get(f"{w2.http_url}/health/ready")
         assert ready.status_code == 200
