@@ -25,7 +25,7 @@ def handler(message_type: str):
 
 async def dispatch(peer, frame: dict[str, Any]) -> None:
     message_type = frame.get("type")
-    if not peer.authenticated and message_type not in PRE_HELLO:
+    if not peer.authenticated and not (isinstance(message_type, str) and message_type in PRE_HELLO):
         await peer.send_frame(wire.error("no_hello", "must send hello first"))
         return
     fn = HANDLERS.get(message_type) if isinstance(message_type, str) else None
