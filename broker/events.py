@@ -29,7 +29,8 @@ def on_mesh_event(event: MeshEvent) -> None:
         return
     node = current_node()
     if node is None or node.loop.is_closed():
-        return  # no sockets in this process; the workers' sweeps pick the change up
+        _tell_other_workers(kwargs)
+        return
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
@@ -40,3 +41,29 @@ def on_mesh_event(event: MeshEvent) -> None:
         # A fresh context: the caller's thread carries asgiref's executor markers, which would make the
         # eviction's own database calls look like a re-entrant deadlock.
         node.loop.call_soon_threadsafe(lambda: node.loop.create_task(node.evict(**kwargs)), context=contextvars.Context())
+
+
+def _tell_other_workers(kwargs: dict) -> None:
+    """No broker node in this process (e.g. a command or an HTTP-only worker): ask the workers directly.
+    If that fails too, every worker's sweep notices revoked members and archived meshes within seconds."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+    from broker import conf
+
+    layer = get_channel_layer()
+    if layer is None or isinstance(layer, InMemoryChannelLayer):
+        return
+    message = {
+        "type": "evict",
+        "origin": "",
+        "mesh": kwargs["mesh_id"],
+        "member": kwargs["member_id"],
+        "error": kwargs["error"],
+        "code": kwargs["code"],
+        "reason": kwargs["reason"],
+    }
+    try:
+        async_to_sync(layer.group_send)(conf.NODES_GROUP, message)
+    except Exception:
+        logger.warning("could not notify broker workers of %s", kwargs, exc_info=True)

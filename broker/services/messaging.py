@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
@@ -21,6 +21,7 @@ from broker import conf, wire
 from broker.models import Delivery, DeliveryState, Message, PeerState, Presence, Priority, Status, session_key
 from broker.services.presence import effective_status, live_presences
 from meshes.models import Member
+from protocol.ids import new_id
 
 CLIENT_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 DIRECT_TARGET = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -140,6 +141,64 @@ def _can_take_now(presence: dict[str, Any], priority: str, now: datetime) -> boo
     return status == Status.IDLE or priority == Priority.NOW
 
 
+MESSAGE_COLUMNS = (
+    "id", "mesh_id", "sender_member_id", "sender_session_pubkey", "sender_pubkey", "target_spec", "priority",
+    "nonce", "ciphertext", "client_message_id", "created_at",
+)  # fmt: skip
+DELIVERY_COLUMNS = (
+    "message_id", "recipient_member_id", "recipient_session", "gated", "priority", "state", "claimed_by",
+    "claimed_at", "delivered_at",
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class _MessageRow:
+    """Plain rows instead of model instances: the hot path inserts thousands per second."""
+
+    id: str
+    mesh_id: str
+    sender_member_id: str
+    sender_session_pubkey: str | None
+    sender_pubkey: str
+    target_spec: str
+    priority: str
+    nonce: str
+    ciphertext: str
+    client_message_id: str | None
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class _DeliveryRow:
+    message_id: str
+    recipient_member_id: str
+    recipient_session: str | None = None
+    gated: bool = True
+    priority: str = Priority.NEXT
+    state: int = DeliveryState.PENDING
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+
+def _bulk_insert(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """COPY on Postgres, executemany elsewhere; joins the caller's transaction."""
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    names = ", ".join(quote(c) for c in columns)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            adapt = connection.ops.adapt_datetimefield_value
+            rows = [tuple(adapt(v) if isinstance(v, datetime) else v for v in row) for row in rows]
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})", rows)
+
+
 @dataclass
 class _BatchContext:
     now: datetime
@@ -149,6 +208,15 @@ class _BatchContext:
     member_by_pubkey: dict[tuple[str, str], dict[str, Any]]
     session_owner: dict[tuple[str, str], str]
     saved: dict[str, dict[str, Any]]
+    live_by_member: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    live_by_session: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for rows in self.live.values():
+            for p in rows:
+                self.live_by_member.setdefault(p["member_id"], []).append(p)
+                if p["session_pubkey"]:
+                    self.live_by_session.setdefault((p["mesh_id"], p["session_pubkey"]), []).append(p)
 
 
 PRESENCE_FIELDS = (
@@ -191,7 +259,7 @@ def _load_context(inputs: list[SendInput], node_id: str, now: datetime) -> _Batc
     return _BatchContext(now, node_id, live, members, by_pubkey, session_owner, saved)
 
 
-def _route(outcome: SendOutcome, ctx: _BatchContext, presence: dict[str, Any], delivery: Delivery, claim: bool) -> None:
+def _route(outcome: SendOutcome, ctx: _BatchContext, presence: dict[str, Any], delivery: _DeliveryRow, claim: bool) -> None:
     """Pre-claim a row for a live connection: its worker pushes it from memory, without a drain query.
 
     If the push never happens (the layer dropped it, the socket closed), the row is re-sent by the
@@ -206,12 +274,11 @@ def _route(outcome: SendOutcome, ctx: _BatchContext, presence: dict[str, Any], d
         outcome.doorbells.add((presence["node_id"], presence["id"]))
 
 
-def _plan_direct(item: SendInput, ctx: _BatchContext, message: Message, outcome: SendOutcome) -> list[Delivery]:
+def _plan_direct(item: SendInput, ctx: _BatchContext, message: _MessageRow, outcome: SendOutcome) -> list[_DeliveryRow]:
     sender, target = item.sender, item.target_spec
-    live = [p for p in ctx.live.get(sender.mesh_id, []) if p["id"] != sender.presence_id]
     member = ctx.member_by_pubkey.get((sender.mesh_id, target))
     if member is not None:
-        candidates = [p for p in live if p["member_id"] == member["id"]]
+        candidates = [p for p in ctx.live_by_member.get(member["id"], ()) if p["id"] != sender.presence_id]
         recipient_session = None
         if member["id"] == sender.member_id:
             # To one's own member key: another session of ours, never the sending connection itself.
@@ -224,12 +291,14 @@ def _plan_direct(item: SendInput, ctx: _BatchContext, message: Message, outcome:
         if owner_id is None or target == sender.session_pubkey:
             raise SendRejected(NO_PEER, "no_recipient")
         member = ctx.members[owner_id]
-        candidates = [p for p in live if p["session_pubkey"] == target]
+        candidates = [
+            p for p in ctx.live_by_session.get((sender.mesh_id, target), ()) if p["id"] != sender.presence_id
+        ]
         recipient_session = target
     if not grants_allow(member["peer_grants"], sender=sender, capability="dm"):
         raise SendRejected(BLOCKED, "blocked")
-    delivery = Delivery(
-        message=message,
+    delivery = _DeliveryRow(
+        message_id=message.id,
         recipient_member_id=member["id"],
         recipient_session=recipient_session,
         gated=True,
@@ -242,7 +311,7 @@ def _plan_direct(item: SendInput, ctx: _BatchContext, message: Message, outcome:
     return [delivery]
 
 
-def _plan_multicast(item: SendInput, ctx: _BatchContext, message: Message, outcome: SendOutcome) -> list[Delivery]:
+def _plan_multicast(item: SendInput, ctx: _BatchContext, message: _MessageRow, outcome: SendOutcome) -> list[_DeliveryRow]:
     sender, target = item.sender, item.target_spec
     group = None if target in ("*", "@all") else target[1:]
     deliveries = []
@@ -256,8 +325,8 @@ def _plan_multicast(item: SendInput, ctx: _BatchContext, message: Message, outco
         member = ctx.members.get(presence["member_id"])
         if member is None or not grants_allow(member["peer_grants"], sender=sender, capability="broadcast"):
             continue
-        delivery = Delivery(
-            message=message,
+        delivery = _DeliveryRow(
+            message_id=message.id,
             recipient_member_id=member["id"],
             recipient_session=session_key(presence["session_pubkey"], presence["session_id"]),
             gated=False,
@@ -278,7 +347,7 @@ def _plan_multicast(item: SendInput, ctx: _BatchContext, message: Message, outco
         if not grants_allow(member["peer_grants"], sender=sender, capability="broadcast"):
             continue
         deliveries.append(
-            Delivery(message=message, recipient_member_id=member["id"], gated=False, priority=item.priority)
+            _DeliveryRow(message_id=message.id, recipient_member_id=member["id"], gated=False, priority=item.priority)
         )
     return deliveries
 
@@ -303,7 +372,8 @@ def messages_accept(*, inputs: list[SendInput], node_id: str) -> list[SendOutcom
         if item.client_message_id and (sender.member_id, item.client_message_id) in existing:
             outcome.message_id = existing[(sender.member_id, item.client_message_id)]
             continue  # idempotent retry: same messageId, no second delivery
-        message = Message(
+        message = _MessageRow(
+            id=new_id(),
             mesh_id=sender.mesh_id,
             sender_member_id=sender.member_id,
             sender_session_pubkey=sender.session_pubkey,
@@ -340,8 +410,8 @@ def messages_accept(*, inputs: list[SendInput], node_id: str) -> list[SendOutcom
             ciphertext=message.ciphertext,
             created_at=now,
         )
-    Message.objects.bulk_create(messages)
-    Delivery.objects.bulk_create(deliveries)
+    _bulk_insert(Message, MESSAGE_COLUMNS, [tuple(getattr(m, c) for c in MESSAGE_COLUMNS) for m in messages])
+    _bulk_insert(Delivery, DELIVERY_COLUMNS, [tuple(getattr(d, c) for c in DELIVERY_COLUMNS) for d in deliveries])
     return outcomes
 
 
