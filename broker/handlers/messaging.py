@@ -36,7 +36,8 @@ async def handle_push_ack(peer, frame) -> None:
         ids = [ids]
     if not isinstance(ids, list):
         return
-    ids = [i for i in ids if isinstance(i, str) and 0 < len(i) <= 64][:1000]
+    # Ids the database cannot take (NUL, lone surrogates) would fail the whole batch of delivery marks.
+    ids = [i for i in ids if isinstance(i, str) and 0 < len(i) <= 64 and messaging.storable(i)][:1000]
     if ids:
         peer.acknowledge(ids)
 
