@@ -33,6 +33,7 @@ from meshes.models import Role
 from tests.acceptance.conftest import (
     assert_clear_error,
     authenticated,
+    db,
     hello_frame,
     new_identity,
     open_socket,
@@ -570,5 +571,34 @@ def test_unhashable_type_before_hello_gets_no_hello(storm, kind):
         await sock.send_obj(hello_frame(storm.fuzzer))
         await sock.expect("hello_ack")
         await sock.close()
+
+    storm.run(scenario())
+
+
+@pytest.mark.parametrize("poison", ["\x00", "a\ud800"])
+def test_a_push_ack_the_database_cannot_read_does_not_undo_other_peers_deliveries(storm, poison):
+    """Given bob on an ack-less socket (a v0.1 client: a push counts as delivered once written), when alice's DMs
+    reach him while another member floods `push_ack` with an id the database cannot take, then bob's deliveries
+    are still recorded as delivered (else they stay in flight and are pushed to him again later)."""
+    from broker.models import Delivery, DeliveryState
+
+    async def scenario():
+        message_ids = []
+        for round_ in range(8):
+            send_id = f"dm-{round_}"
+            poison_ack = json.dumps({"type": "push_ack", "messageIds": [poison, f"x{round_}"]})
+            await storm.f.send_text(poison_ack)
+            await storm.a.send_obj({"type": "send", "id": send_id, "targetSpec": storm.bob.pubkey, "nonce": "bg==",
+                                    "ciphertext": "Yw=="})
+            for _ in range(30):
+                await storm.f.send_text(poison_ack)
+                await asyncio.sleep(0.001)
+            ack = await storm.a.expect(lambda f, s=send_id: f.get("type") == "ack" and f.get("id") == s, 10)
+            message_ids.append(ack["messageId"])
+            await storm.b.expect(lambda f, m=ack["messageId"]: f.get("messageId") == m, 10)
+        await asyncio.sleep(0.5)
+        states = await db(lambda: dict(Delivery.objects.filter(message_id__in=message_ids)
+                                       .values_list("message_id", "state")))()
+        assert states == {m: DeliveryState.DELIVERED for m in message_ids}, states
 
     storm.run(scenario())
