@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
-from django.db import connections
+from django.db import IntegrityError, connections
 
 from broker import conf, metrics, wire
 from broker.batcher import Batcher
@@ -252,7 +252,13 @@ class Node:
     # --- sends -------------------------------------------------------------------------------------------
 
     def _flush_sends(self, batch: list[tuple[Peer, messaging.SendInput, str, float]]):
-        return messaging.messages_accept(inputs=[item for _, item, _, _ in batch], node_id=self.node_id)
+        inputs = [item for _, item, _, _ in batch]
+        try:
+            return messaging.messages_accept(inputs=inputs, node_id=self.node_id)
+        except IntegrityError:
+            # The same clientMessageId committed on another worker meanwhile: the retry finds it and answers
+            # with its messageId instead of failing the whole batch.
+            return messaging.messages_accept(inputs=inputs, node_id=self.node_id)
 
     async def _sends_done(self, batch, outcomes, error) -> None:
         if error is not None:

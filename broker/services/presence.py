@@ -435,7 +435,12 @@ def presences_heartbeat(*, node_id: str, presence_ids: list[str]) -> list[str]:
     Presence.objects.filter(node_id=node_id, disconnected_at=None).update(last_ping_at=now)
     if not presence_ids:
         return []
-    return list(Presence.objects.filter(pk__in=presence_ids).exclude(disconnected_at=None).values_list("id", flat=True))
+    local = set(presence_ids)
+    # Only recently closed rows of this node: no giant IN list with 10k connections.
+    recent = Presence.objects.filter(
+        node_id=node_id, disconnected_at__gte=now - timedelta(seconds=conf.lease_seconds() + conf.heartbeat_seconds())
+    ).values_list("id", flat=True)
+    return [presence_id for presence_id in recent if presence_id in local]
 
 
 def presences_expire() -> list[ClosedPresence]:
