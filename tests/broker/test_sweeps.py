@@ -1,0 +1,79 @@
+"""Leases, heartbeat, orphan release and retransmit (the database-backed safety nets), in one process."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from broker.models import Delivery, DeliveryState, Presence
+from broker.node import get_node
+from tests.broker.conftest import db
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_ghost_presence_of_a_dead_worker_expires(make_member, connect, settings):
+    settings.BROKER_PRESENCE_LEASE_SECONDS = 5
+    alice = await db(make_member)("alice")
+    bob = await db(make_member)("bob")
+    a = await connect(alice)
+    await connect(bob, deliveryAck=True)
+    await a.expect_event("peer_joined")
+    # Pretend bob's worker died 10 s ago: its presence belongs to another node and its lease is stale.
+    await db(lambda: Presence.objects.filter(member=bob.member).update(node_id="dead-node", last_ping_at=timezone.now() - timedelta(seconds=10)))()
+    bob_presence = await db(lambda: Presence.objects.get(member=bob.member).id)()
+    node = get_node()
+    node.unregister(node.peers[bob_presence])  # its socket "lives" on the dead worker now
+    await node.sweep()
+    left = await a.expect_event("peer_left")
+    assert left["eventData"]["pubkey"] == bob.pubkey
+    await a.send({"type": "list_peers"})
+    assert [p["displayName"] for p in (await a.expect("peers_list"))["peers"]] == ["alice"]
+
+
+async def test_heartbeat_closes_sockets_closed_elsewhere(make_member, connect):
+    alice = await db(make_member)("alice")
+    a = await connect(alice)
+    await db(lambda: Presence.objects.update(disconnected_at=timezone.now()))()
+    await get_node().heartbeat()
+    assert await a.expect_close() == (1000, "disconnected_stale")
+
+
+async def test_orphaned_in_flight_rows_are_released_and_redelivered(make_member, connect):
+    alice = await db(make_member)("alice")
+    bob = await db(make_member)("bob")
+    a = await connect(alice)
+    b = await connect(bob, deliveryAck=True, sessionId="bob-1")
+    await a.send({"type": "send", "id": "o", "targetSpec": bob.pubkey, "nonce": "n", "ciphertext": "orphan"})
+    ack = await a.expect("ack")
+    await b.expect_push(ack["messageId"])  # written, never acked
+    row = await db(lambda: Delivery.objects.get(message_id=ack["messageId"]))()
+    assert row.state == DeliveryState.IN_FLIGHT
+    # Its claimer vanishes without the close path (a crash): the sweep releases the row...
+    await db(lambda: Presence.objects.filter(pk=row.claimed_by).update(disconnected_at=timezone.now()))()
+    await get_node().sweep()
+    assert (await db(lambda: Delivery.objects.get(pk=row.pk))()).state == DeliveryState.PENDING
+    # ...and bob's next session gets it again.
+    b2 = await connect(bob, deliveryAck=True, sessionId="bob-2")
+    assert (await b2.expect_push(ack["messageId"]))["ciphertext"] == "orphan"
+
+
+async def test_unacknowledged_pushes_are_retransmitted(make_member, connect, settings):
+    settings.BROKER_RETRANSMIT_SECONDS = 0
+    alice = await db(make_member)("alice")
+    bob = await db(make_member)("bob")
+    a = await connect(alice)
+    b = await connect(bob, deliveryAck=True)
+    await a.send({"type": "send", "id": "r", "targetSpec": bob.pubkey, "nonce": "n", "ciphertext": "again"})
+    ack = await a.expect("ack")
+    await b.expect_push(ack["messageId"])
+    await get_node().sweep()
+    assert (await b.expect_push(ack["messageId"]))["ciphertext"] == "again"
+    await b.send({"type": "push_ack", "messageIds": [ack["messageId"]]})
+    await b.send({"type": "list_peers"})
+    await b.expect("peers_list")
+    await get_node().marks.drain()
+    await get_node().sweep()
+    await b.expect_nothing(lambda f: f.get("messageId") == ack["messageId"])
