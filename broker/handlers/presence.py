@@ -8,6 +8,7 @@ from broker import selectors, wire
 from broker.handlers import handler
 from broker.models import StatusSource
 from broker.services import presence as presence_services
+from broker.services.messaging import storable
 
 PROFILE_KEYS = ("avatar", "title", "bio", "capabilities")
 STATS_KEYS = ("messagesIn", "messagesOut", "toolCalls", "uptime", "errors")
@@ -62,9 +63,9 @@ async def handle_set_profile(peer, frame) -> None:
         if key in frame:
             value = frame[key]
             if key == "capabilities":
-                if isinstance(value, list):
-                    peer.profile[key] = [str(v)[:100] for v in value][:50]
-            elif isinstance(value, str):
+                if isinstance(value, list):  # text the database cannot store is dropped, or it poisons peer.profile
+                    peer.profile[key] = [str(v)[:100] for v in value if storable(str(v))][:50]
+            elif isinstance(value, str) and storable(value):
                 peer.profile[key] = value[:2000]
     await _db(presence_services.presence_update)(presence_id=peer.presence_id, profile=peer.profile)
     await peer.send_frame(wire.request_ack(frame))
@@ -82,11 +83,11 @@ async def handle_set_stats(peer, frame) -> None:
 @handler("join_group")
 async def handle_join_group(peer, frame) -> None:
     name = frame.get("name")
-    if not isinstance(name, str) or not name.lstrip("@"):
+    if not isinstance(name, str) or not name.lstrip("@") or not storable(name):  # unstorable would poison peer.groups
         return
     name = name.lstrip("@")[:100]
     entry = {"name": name}
-    if isinstance(frame.get("role"), str):
+    if isinstance(frame.get("role"), str) and storable(frame["role"]):
         entry["role"] = frame["role"][:100]
     peer.groups = [g for g in peer.groups if g.get("name") != name] + [entry]
     await _db(presence_services.presence_update)(presence_id=peer.presence_id, groups=peer.groups)
