@@ -308,6 +308,8 @@ class Storm:
             if answer["type"] == "error":
                 assert_clear_error(answer, frame)
                 self.replies[f"error:{answer['code']}"] += 1
+                if answer["code"] == "internal":
+                    self.replies[f"internal:{kind_}"] += 1
                 continue
             assert answer["type"] == REPLY.get(kind_), (frame, answer)
             req_id = frame.get("_reqId")
@@ -600,5 +602,37 @@ def test_a_push_ack_the_database_cannot_read_does_not_undo_other_peers_deliverie
         states = await db(lambda: dict(Delivery.objects.filter(message_id__in=message_ids)
                                        .values_list("message_id", "state")))()
         assert states == {m: DeliveryState.DELIVERED for m in message_ids}, states
+
+    storm.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("bad", "good", "check"),
+    [
+        ({"type": "join_group", "name": "evil\x00"}, {"type": "join_group", "name": "backend"},
+         lambda me: {"name": "backend"} in me["groups"]),
+        ({"type": "join_group", "name": "ok", "role": "\ud800"}, {"type": "join_group", "name": "backend"},
+         lambda me: {"name": "backend"} in me["groups"]),
+        ({"type": "set_profile", "title": "t\x00"}, {"type": "set_profile", "bio": "hello"},
+         lambda me: me.get("profile", {}).get("bio") == "hello"),
+        ({"type": "set_profile", "capabilities": ["\ud800"]}, {"type": "set_profile", "bio": "hello"},
+         lambda me: me.get("profile", {}).get("bio") == "hello"),
+    ],
+    ids=["group-name-nul", "group-role-surrogate", "profile-title-nul", "profile-capability-surrogate"],
+)
+def test_one_unstorable_group_or_profile_value_does_not_break_the_next_valid_request(storm, bad, good, check):
+    """Given an authenticated peer, when one join_group / set_profile carries text the database cannot store,
+    then that request fails alone: the next valid join_group / set_profile on the same socket takes effect."""
+
+    async def scenario():
+        await storm.f.send_text(json.dumps(bad))
+        await storm.f.send_obj({**good, "_reqId": "good"})
+        await storm.f.send_obj({"type": "list_peers", "_reqId": "look"})
+        seen = await storm.f.until(lambda f: f.get("_reqId") == "look", 5)
+        assert all(f.get("code") != "internal" or f.get("_reqId") != "good" for f in seen), seen
+        await storm.f.send_obj({"type": "list_peers", "_reqId": "look2"})
+        peers = await storm.f.expect(lambda f: f.get("_reqId") == "look2", 5)
+        me = next(p for p in peers["peers"] if p["memberPubkey"] == storm.fuzzer.pubkey)
+        assert check(me), me
 
     storm.run(scenario())
