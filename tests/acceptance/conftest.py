@@ -25,6 +25,12 @@ RESULTS = ROOT / "docs" / "reliability-results.json"
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "faults: stops the machine's Postgres and Redis (tests/acceptance/test_faults.py); run it as its own CI step"
+    )
+
+
 def record_results(suite: str, part: str, figures: dict[str, Any]) -> None:
     """Merge one test's figures from this run into docs/reliability-results.json (read by docs/reliability.md)."""
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}

@@ -42,6 +42,7 @@ OUTAGE_SECONDS = 4.0
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.faults,
     pytest.mark.skipif(
         not (DATABASE_URL.startswith("postgres") and REDIS_URL),
         reason="the fault suite needs DATABASE_URL (Postgres) and REDIS_URL: it restarts both under two workers",
@@ -126,6 +127,13 @@ def fault_database():
         restore_services()
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        # Postgres went down under this pytest process too: drop its dead connections (and the Redis layer's) so
+        # tests that run after this one in the same session reconnect instead of failing on a closed socket.
+        from channels.layers import channel_layers
+        from django.db import connections
+
+        connections.close_all()
+        channel_layers.backends.pop("default", None)
 
 
 # --- a peer that keeps reconnecting and counts every outcome -------------------------------------------------
