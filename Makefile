@@ -29,6 +29,7 @@ run: migrate
 	$(BIN)/daphne -b $(HOST) -p $(PORT) claudemesh.asgi:application
 
 test: install-dev
+	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-dev
