@@ -171,7 +171,9 @@ class Peer:
         try:
             closed = await database_sync_to_async(presence.presence_close)(presence_id=self.presence_id)
         except Exception:
-            logger.exception("closing presence %s failed; the lease sweep will finish it", self.presence_id)
+            # The heartbeat would keep this row's lease fresh: the node's sweep retries the close instead.
+            logger.exception("closing presence %s failed; the sweep retries it", self.presence_id)
+            self.node.unfinished_closes[self.presence_id] = (self.mesh_id, self.member_id)
             return
         if closed is not None and closed.was_live:
             await self.node.broadcast(self.mesh_id, closed.left_event, exclude_member_id=self.member_id)

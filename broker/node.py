@@ -56,6 +56,7 @@ class Node:
         self.marks = Batcher(
             window=conf.batch_seconds(), flush_fn=self._flush_marks, done_fn=self._marks_done, executor=mark_ex
         )
+        self.unfinished_closes: dict[str, tuple[str, str]] = {}  # presence id → (mesh id, member id)
         self._tasks: list[asyncio.Task] = []
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -335,6 +336,11 @@ class Node:
 
     async def sweep(self) -> None:
         """Safety net for everything the layer may drop, and lease expiry of dead workers' presences."""
+        for presence_id, (mesh_id, member_id) in list(self.unfinished_closes.items()):
+            closed = await db(presence.presence_close)(presence_id=presence_id)
+            del self.unfinished_closes[presence_id]
+            if closed is not None and closed.was_live:
+                await self.broadcast(mesh_id, closed.left_event, exclude_member_id=member_id)
         for closed in await db(presence.presences_expire)():
             metrics.ttl_sweeps.inc()
             await self.broadcast(closed.mesh_id, closed.left_event, exclude_member_id=closed.member_id)
