@@ -127,12 +127,18 @@ def typed_frames(draw):
 
 
 hostile_strings = short_text | big_text
+# storable but odd: astral, RTL overrides, combining marks, BOMs, U+FFFF, control characters (no NUL/surrogates)
+odd_storable = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=300)
 WELL_TYPED = {
     "send": {"targetSpec": st.sampled_from(["*", "@all", "@team", BOB, "a" * 64, "@\x00", "*\ud800"]),
-             "nonce": hostile_strings, "ciphertext": hostile_strings, "id": short_text,
+             "nonce": odd_storable | hostile_strings, "ciphertext": odd_storable | odd_storable | hostile_strings,
+             "id": short_text,
              "priority": st.sampled_from(["now", "next", "low", "NOW", "", None]),
              "clientMessageId": st.one_of(st.none(), st.from_regex(r"\A[A-Za-z0-9_.:-]{1,64}\Z"), short_text)},
-    "set_summary": {"summary": hostile_strings},
+    "send (routable)": {"targetSpec": st.sampled_from(["*", "@all", "@team", BOB]), "nonce": odd_storable,
+                        "ciphertext": odd_storable | big_text, "id": short_text,
+                        "priority": st.sampled_from(["now", "next", "low"])},
+    "set_summary": {"summary": odd_storable | hostile_strings},
     "join_group": {"name": short_text, "role": short_text},
     "leave_group": {"name": short_text},
     "set_profile": {"title": hostile_strings, "bio": short_text, "avatar": short_text,
@@ -149,9 +155,9 @@ WELL_TYPED = {
 def well_typed_frames(draw):
     """Right types, hostile content: what reaches the database (NUL, surrogates, huge strings, odd unicode)."""
     kind = draw(st.sampled_from(sorted(WELL_TYPED)))
-    frame = {"type": kind}
+    frame = {"type": kind.split(" ")[0]}
     for key, strategy in WELL_TYPED[kind].items():
-        if draw(st.integers(0, 9)):  # usually present
+        if kind.endswith("(routable)") or draw(st.integers(0, 9)):  # usually present
             frame[key] = draw(strategy)
     return frame
 
@@ -262,6 +268,7 @@ class Storm:
                 else:
                     assert frame["messageId"] == "" and isinstance(frame["error"], str) and frame["error"], frame
                     self.replies["send:refused"] += 1
+                    self.replies[f"send:refused:{frame['error'].split(':')[0][:40]}"] += 1
                 return True
             return False
 
