@@ -22,7 +22,7 @@ from django.db import IntegrityError, connections
 
 from broker import conf, metrics, wire
 from broker.batcher import Batcher
-from broker.ratelimit import TokenBuckets
+from broker.ratelimit import SharedTokenBuckets, TokenBuckets
 from broker.services import messaging, presence
 
 if TYPE_CHECKING:
@@ -45,6 +45,16 @@ class Node:
         self.ip_counts: Counter[str] = Counter()
         burst, per_min = conf.send_rate()
         self.send_buckets = TokenBuckets(burst=burst, per_minute=per_min)
+        self.shared_send_buckets: SharedTokenBuckets | None = None
+        redis_url = getattr(settings, "REDIS_URL", "")
+        if self.remote and redis_url and conf.get("BROKER_SHARED_RATE_LIMIT", True):
+            self.shared_send_buckets = SharedTokenBuckets(
+                redis_url=redis_url,
+                prefix=conf.get("CHANNEL_LAYERS", {}).get("default", {}).get("CONFIG", {}).get("prefix", "claudemesh"),
+                burst=burst,
+                per_minute=per_min,
+                fallback=self.send_buckets,
+            )
         # Postgres takes concurrent writers; SQLite (one writer) keeps everything on Django's shared DB thread.
         self.executors: list[ThreadPoolExecutor] = []
         if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
@@ -310,6 +320,11 @@ class Node:
         if chunk:
             await self._layer_send(node_id, {"type": "deliver", "items": chunk})
 
+    async def send_allowed(self, member_id: str) -> bool:
+        if self.shared_send_buckets is not None:
+            return await self.shared_send_buckets.take(member_id)
+        return self.send_buckets.take(member_id)
+
     def submit_send(self, peer: Peer, item: messaging.SendInput, send_id: str) -> None:
         self.sends.add((peer, item, send_id, time.monotonic()))
 
@@ -400,6 +415,8 @@ async def stop_current_node() -> None:
         await asyncio.wait(node._tasks, timeout=2)
     await node.sends.drain()
     await node.marks.drain()
+    if node.shared_send_buckets is not None:
+        await node.shared_send_buckets.close()
     for executor in node.executors:  # their DB connections must not outlive the node
         await asyncio.get_running_loop().run_in_executor(executor, connections.close_all)
         executor.shutdown(wait=False)

@@ -1,11 +1,14 @@
 """Token buckets (protocol.md §7.4): a new key starts full, refills continuously, a refused request consumes
-nothing. In memory, per worker process: with N workers a member may send up to N× the configured rate
-(documented in docs/broker.md); the hot send path never waits on a network round trip for it.
+nothing. `TokenBuckets` lives in one process; `SharedTokenBuckets` keeps them in Redis so a member's limit
+holds across workers (used for `send` when REDIS_URL is set, docs/broker.md).
 """
 
 from __future__ import annotations
 
+import logging
 import time
+
+logger = logging.getLogger(__name__)
 
 
 class TokenBuckets:
@@ -32,3 +35,57 @@ class TokenBuckets:
 
 def send_limit_text(burst: int, per_minute: int) -> str:
     return f"rate_limit: max {per_minute} msg/min (burst {burst}) — slow down"
+
+
+# One bucket per key in a Redis hash {t: tokens, ts: ms}; Redis' own clock, so workers agree on time.
+TAKE_LUA = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
+local burst = tonumber(ARGV[1])
+local per_ms = tonumber(ARGV[2])
+local data = redis.call('HMGET', KEYS[1], 't', 'ts')
+local tokens = tonumber(data[1])
+local last = tonumber(data[2])
+if tokens == nil then tokens = burst; last = now end
+tokens = math.min(burst, tokens + math.max(0, now - last) * per_ms)
+local allowed = 0
+if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], 600000)
+return allowed
+"""
+
+
+class SharedTokenBuckets:
+    """The same buckets shared by every worker through Redis (one round trip per request).
+
+    Redis errors never refuse a send: the worker falls back to its own in-memory buckets until Redis answers.
+    """
+
+    def __init__(self, *, redis_url: str, prefix: str, burst: int, per_minute: int, fallback: TokenBuckets):
+        import redis.asyncio as aioredis
+
+        self.burst = burst
+        self.per_ms = per_minute / 60_000.0
+        self.prefix = prefix
+        self.fallback = fallback
+        self._client = aioredis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=1)
+        self._take = self._client.register_script(TAKE_LUA)
+        self._degraded = False
+
+    async def take(self, key: str) -> bool:
+        try:
+            allowed = await self._take(keys=[f"{self.prefix}:rate:{key}"], args=[self.burst, self.per_ms])
+        except Exception:
+            if not self._degraded:
+                logger.warning("shared rate limit unavailable; using this worker's buckets", exc_info=True)
+                self._degraded = True
+            return self.fallback.take(key)
+        self._degraded = False
+        return bool(allowed)
+
+    async def close(self) -> None:
+        try:
+            await self._client.aclose()
+        except Exception:  # noqa: S110 - closing a broken client is best effort
+            pass
