@@ -82,6 +82,16 @@ class ClosedPresence:
     left_event: dict[str, Any]
 
 
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.isascii() or text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _opt_str(value: Any, limit: int) -> str | None:
     return value[:limit] if isinstance(value, str) and value else None
 
@@ -160,6 +170,13 @@ def check_hello(*, frame: dict[str, Any], lookup: HelloLookup, now_ms: int) -> H
         or not isinstance(pid, (int, float))
         or not isinstance(cwd, str)
     ):
+        raise HandshakeRejected("malformed")
+    # Values the presence row cannot hold (NUL, lone surrogates, a pid outside bigint) would fail the insert and
+    # leave the socket open and unauthenticated: refuse them as malformed instead.
+    texts = [session_id, cwd, *(v for k in ("displayName", "hostname", "peerType", "channel", "model")
+                                if isinstance(v := frame.get(k), str))]
+    texts += [text for group in _clean_groups(frame.get("groups")) for text in group.values()]
+    if not -(2**63) <= pid < 2**63 or not all(_storable(text) for text in texts):  # NaN and ±inf fail it too
         raise HandshakeRejected("malformed")
     return Hello(
         mesh_id=mesh_id,
