@@ -643,3 +643,43 @@ def test_one_unstorable_group_or_profile_value_does_not_break_the_next_valid_req
         assert check(me), me
 
     storm.run(scenario())
+
+
+@pytest.mark.parametrize("field", ["displayName", "hostname", "cwd", "sessionId", "model", "channel", "groups"])
+@pytest.mark.parametrize("poison", ["\x00", "\ud800"])
+def test_hello_with_unstorable_text_is_accepted_or_refused_never_left_half_open(storm, field, poison):
+    """Given a correctly signed hello, when an unsigned text field carries NUL or a lone surrogate, then the broker
+    either accepts it or refuses it with a §2.4 code and close 1008, never an `internal` error on a socket left
+    open and unauthenticated."""
+
+    async def scenario():
+        value = [{"name": f"g{poison}"}] if field == "groups" else f"x{poison}y"
+        sock = await open_socket()
+        await sock.send_text(json.dumps(hello_frame(storm.fuzzer, **{field: value})))
+        first = await sock.expect(lambda f: f["type"] in {"hello_ack", "error"}, 5)
+        if first["type"] == "error":
+            assert first["code"] in HANDSHAKE_CODES, first
+            closed = await sock.expect("__closed__", 5)
+            assert closed["code"] == 1008
+        else:
+            await sock.send_obj({"type": "list_peers", "_reqId": "p"})
+            await sock.expect(lambda f: f.get("_reqId") == "p", 5)
+        await sock.close()
+        await storm.healthy_dm()
+
+    storm.run(scenario())
+
+
+@pytest.mark.parametrize("pid", [float("inf"), float("nan"), 1e300, -(2**70), 10**400])
+def test_hello_with_a_pid_no_row_can_hold_is_malformed(storm, pid):
+    """Given a correctly signed hello, when `pid` is ±Infinity, NaN or beyond a bigint, then it is refused as
+    `malformed` with close 1008 (like a missing pid, §2.4 [PY]) instead of failing the presence insert."""
+
+    async def scenario():
+        sock = await open_socket()
+        await sock.send_text(json.dumps(hello_frame(storm.fuzzer, pid=pid)))
+        error = await sock.expect("error", 5)
+        assert error["code"] == "malformed", error
+        assert (await sock.expect("__closed__", 5))["code"] == 1008
+
+    storm.run(scenario())
