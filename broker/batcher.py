@@ -29,8 +29,10 @@ class Batcher(Generic[T]):
         flush_fn: Callable[[list[T]], Any],
         done_fn: Callable[[list[T], Any, BaseException | None], Awaitable[None]],
         executor: ThreadPoolExecutor | None = None,
+        prepare: Callable[[list[T]], Awaitable[list[T]]] | None = None,
     ):
         self.window = window
+        self._prepare = prepare  # on the loop, before the flush: may answer and drop items
         # With an executor the batcher has its own thread (and DB connection), so sends, delivery marks and
         # drains do not queue behind each other on Django's single shared thread.
         self._flush_fn = (
@@ -52,6 +54,13 @@ class Batcher(Generic[T]):
             if self.window:
                 await asyncio.sleep(self.window)
             batch, self._items = self._items[:MAX_BATCH], self._items[MAX_BATCH:]
+            if self._prepare is not None:
+                try:
+                    batch = await self._prepare(batch)
+                except Exception:
+                    logger.exception("batch preparation failed; flushing the batch unchanged")
+                if not batch:
+                    continue
             result, error = None, None
             try:
                 result = await self._flush_fn(batch)

@@ -22,7 +22,7 @@ from django.db import IntegrityError, connections
 
 from broker import conf, metrics, wire
 from broker.batcher import Batcher
-from broker.ratelimit import SharedTokenBuckets, TokenBuckets
+from broker.ratelimit import SharedTokenBuckets, TokenBuckets, send_limit_text
 from broker.services import messaging, presence
 
 if TYPE_CHECKING:
@@ -61,7 +61,11 @@ class Node:
             self.executors = [ThreadPoolExecutor(1, thread_name_prefix=f"broker-{n}") for n in ("sends", "marks")]
         send_ex, mark_ex = (self.executors + [None, None])[:2]
         self.sends = Batcher(
-            window=conf.batch_seconds(), flush_fn=self._flush_sends, done_fn=self._sends_done, executor=send_ex
+            window=conf.batch_seconds(),
+            flush_fn=self._flush_sends,
+            done_fn=self._sends_done,
+            executor=send_ex,
+            prepare=self._rate_limit_sends,
         )
         self.marks = Batcher(
             window=conf.batch_seconds(), flush_fn=self._flush_marks, done_fn=self._marks_done, executor=mark_ex
@@ -320,10 +324,24 @@ class Node:
         if chunk:
             await self._layer_send(node_id, {"type": "deliver", "items": chunk})
 
-    async def send_allowed(self, member_id: str) -> bool:
-        if self.shared_send_buckets is not None:
-            return await self.shared_send_buckets.take(member_id)
-        return self.send_buckets.take(member_id)
+    def send_allowed_locally(self, member_id: str) -> bool:
+        """The per-process check, at the door. With shared buckets the batch is checked in one Redis call."""
+        return self.shared_send_buckets is not None or self.send_buckets.take(member_id)
+
+    async def _rate_limit_sends(self, batch):
+        if self.shared_send_buckets is None:
+            return batch
+        allowed = await self.shared_send_buckets.take_many([peer.member_id for peer, _, _, _ in batch])
+        kept = []
+        for entry, ok in zip(batch, allowed, strict=True):
+            if ok:
+                kept.append(entry)
+                continue
+            peer, _, send_id, _ = entry
+            burst, per_min = conf.send_rate()
+            metrics.messages_rejected.labels("rate_limit").inc()
+            await peer.send_frame(wire.send_ack(send_id, "", send_limit_text(burst, per_min)))
+        return kept
 
     def submit_send(self, peer: Peer, item: messaging.SendInput, send_id: str) -> None:
         self.sends.add((peer, item, send_id, time.monotonic()))

@@ -43,21 +43,25 @@ local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
 local burst = tonumber(ARGV[1])
 local per_ms = tonumber(ARGV[2])
-local data = redis.call('HMGET', KEYS[1], 't', 'ts')
-local tokens = tonumber(data[1])
-local last = tonumber(data[2])
-if tokens == nil then tokens = burst; last = now end
-tokens = math.min(burst, tokens + math.max(0, now - last) * per_ms)
-local allowed = 0
-if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
-redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], 600000)
-return allowed
+local results = {}
+for i, key in ipairs(KEYS) do
+  local data = redis.call('HMGET', key, 't', 'ts')
+  local tokens = tonumber(data[1])
+  local last = tonumber(data[2])
+  if tokens == nil then tokens = burst; last = now end
+  tokens = math.min(burst, tokens + math.max(0, now - last) * per_ms)
+  local allowed = 0
+  if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
+  redis.call('HSET', key, 't', tostring(tokens), 'ts', tostring(now))
+  redis.call('PEXPIRE', key, 600000)
+  results[i] = allowed
+end
+return results
 """
 
 
 class SharedTokenBuckets:
-    """The same buckets shared by every worker through Redis (one round trip per request).
+    """The same buckets shared by every worker through Redis: one round trip for a whole batch of requests.
 
     Redis errors never refuse a send: the worker falls back to its own in-memory buckets until Redis answers.
     """
@@ -73,16 +77,22 @@ class SharedTokenBuckets:
         self._take = self._client.register_script(TAKE_LUA)
         self._degraded = False
 
-    async def take(self, key: str) -> bool:
+    async def take_many(self, keys: list[str]) -> list[bool]:
+        """One decision per key, in order (a key may repeat: each occurrence takes one token)."""
+        if not keys:
+            return []
         try:
-            allowed = await self._take(keys=[f"{self.prefix}:rate:{key}"], args=[self.burst, self.per_ms])
+            allowed = await self._take(keys=[f"{self.prefix}:rate:{key}" for key in keys], args=[self.burst, self.per_ms])
         except Exception:
             if not self._degraded:
                 logger.warning("shared rate limit unavailable; using this worker's buckets", exc_info=True)
                 self._degraded = True
-            return self.fallback.take(key)
+            return [self.fallback.take(key) for key in keys]
         self._degraded = False
-        return bool(allowed)
+        return [bool(value) for value in allowed]
+
+    async def take(self, key: str) -> bool:
+        return (await self.take_many([key]))[0]
 
     async def close(self) -> None:
         try:

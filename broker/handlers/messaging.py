@@ -14,7 +14,7 @@ from broker.services import messaging
 async def handle_send(peer, frame) -> None:
     send_id = frame.get("id") if isinstance(frame.get("id"), str) else ""
     node = peer.node
-    if not await node.send_allowed(peer.member_id):
+    if not node.send_allowed_locally(peer.member_id):
         burst, per_min = conf.send_rate()
         metrics.messages_rejected.labels("rate_limit").inc()
         await peer.send_frame(wire.send_ack(send_id, "", send_limit_text(burst, per_min)))
