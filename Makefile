@@ -26,7 +26,7 @@ migrate: install
 	$(BIN)/python manage.py collectstatic --noinput -v0
 
 run: migrate
-	$(BIN)/daphne -b $(HOST) -p $(PORT) claudemesh.asgi:application
+	$(BIN)/daphne -b $(HOST) -p $(PORT) --ping-interval 30 --ping-timeout 60 --websocket-max-message-size 65536 claudemesh.asgi:application
 
 test: install-dev
 	$(BIN)/python manage.py collectstatic --noinput -v0
