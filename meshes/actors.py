@@ -13,17 +13,26 @@ class Actor:
     mesh: Mesh
     member: Member | None = None
     api_key: ApiKey | None = None
-    via: str = "dashboard"  # dashboard | api | broker
+    via: str = "dashboard"  # dashboard | api | broker | admin
+    # Site staff acting from the Django admin, outside any membership: the mesh owner's powers.
+    staff_user: object | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        user = self.staff_user
+        return bool(user is not None and getattr(user, "is_active", False) and getattr(user, "is_staff", False))
 
     @property
     def is_manager(self) -> bool:
+        if self.is_staff:
+            return True
         if self.api_key is not None:
             return self.api_key.has_capability(ApiKeyCapability.ADMIN)
         return self.member is not None and self.member.is_manager
 
     @property
     def is_owner(self) -> bool:
-        return self.member is not None and self.member.role == Role.OWNER
+        return self.is_staff or (self.member is not None and self.member.role == Role.OWNER)
 
     @property
     def member_id(self) -> str | None:
@@ -31,11 +40,15 @@ class Actor:
 
     @property
     def display_name(self) -> str:
+        if self.staff_user is not None:
+            return f"staff {self.staff_user.get_username()}"[:200]
         if self.api_key is not None:
             return f"api key {self.api_key.label}"
         return self.member.display_name if self.member else "system"
 
     def user(self):
+        if self.staff_user is not None:
+            return self.staff_user
         return self.member.user if self.member else None
 
     def require_manager(self) -> None:

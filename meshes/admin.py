@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from meshes import services
+from meshes import selectors, services
 from meshes.audit import audit_verify
 from meshes.models import ApiKey, AuditEvent, Invite, Member, Mesh
 
@@ -114,7 +114,7 @@ class MeshAdmin(ReadOnlyAdminMixin, RevokeActionsMixin, admin.ModelAdmin):
     @admin.action(description="Archive selected meshes (audited)", permissions=["revoke"])
     def archive_meshes(self, request, queryset):
         for mesh in queryset:
-            services.mesh_archive_by_staff(mesh=mesh, staff_user=request.user)
+            services.mesh_archive(actor=selectors.actor_for_staff(mesh=mesh, user=request.user))
         self.message_user(request, f"Archived {queryset.count()} mesh(es).", messages.SUCCESS)
 
     @admin.action(description="Verify audit chains")
@@ -209,7 +209,9 @@ class InviteAdmin(ReadOnlyAdminMixin, RevokeActionsMixin, admin.ModelAdmin):
     @admin.action(description="Revoke selected invites (audited)", permissions=["revoke"])
     def revoke_invites(self, request, queryset):
         for invite in queryset:
-            services.invite_revoke_by_staff(invite=invite, staff_user=request.user)
+            services.invite_revoke(
+                actor=selectors.actor_for_staff(mesh=invite.mesh, user=request.user), invite_id=invite.id
+            )
         self.message_user(request, f"Revoked {queryset.count()} invite(s).", messages.SUCCESS)
 
 
@@ -246,7 +248,7 @@ class ApiKeyAdmin(ReadOnlyAdminMixin, RevokeActionsMixin, admin.ModelAdmin):
     @admin.action(description="Revoke selected API keys (audited)", permissions=["revoke"])
     def revoke_keys(self, request, queryset):
         for key in queryset:
-            services.api_key_revoke_by_staff(key=key, staff_user=request.user)
+            services.api_key_revoke(actor=selectors.actor_for_staff(mesh=key.mesh, user=request.user), key_ref=key.id)
         self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
 
 

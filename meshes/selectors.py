@@ -7,7 +7,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 
 from meshes.actors import Actor
-from meshes.errors import NotFound
+from meshes.errors import Forbidden, NotFound
 from meshes.models import ApiKey, AuditEvent, Invite, Member, Mesh, Role
 from protocol.ids import is_id_fragment
 
@@ -42,6 +42,14 @@ def actor_for_user(*, mesh_id: str, user, via: str = "dashboard") -> Actor:
     if member is None:
         raise NotFound("mesh_not_found", "mesh not found")
     return Actor(mesh=member.mesh, member=member, via=via)
+
+
+def actor_for_staff(*, mesh: Mesh, user) -> Actor:
+    """Site staff acting from the Django admin: the member-facing services apply, audited "via": "admin"."""
+    actor = Actor(mesh=mesh, staff_user=user, via="admin")
+    if not actor.is_staff:
+        raise Forbidden("forbidden", "only site staff can do that")
+    return actor
 
 
 def actor_for_api_key(*, api_key: ApiKey) -> Actor:
