@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
@@ -42,10 +43,12 @@ class Batcher(Generic[T]):
         )
         self._done_fn = done_fn
         self._items: list[T] = []
+        self._added: list[float] = []  # monotonic add time per queued item (backlog age)
         self._task: asyncio.Task | None = None
 
     def add(self, item: T) -> None:
         self._items.append(item)
+        self._added.append(time.monotonic())
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._run())
 
@@ -54,6 +57,7 @@ class Batcher(Generic[T]):
             if self.window:
                 await asyncio.sleep(self.window)
             batch, self._items = self._items[:MAX_BATCH], self._items[MAX_BATCH:]
+            self._added = self._added[MAX_BATCH:]
             if self._prepare is not None:
                 try:
                     batch = await self._prepare(batch)
@@ -71,6 +75,10 @@ class Batcher(Generic[T]):
                 await self._done_fn(batch, result, error)
             except Exception:
                 logger.exception("batch completion failed")
+
+    def backlog_seconds(self) -> float:
+        """How long the oldest queued item has waited (0 when nothing waits): a measure of this worker's lag."""
+        return time.monotonic() - self._added[0] if self._added else 0.0
 
     async def drain(self) -> None:
         """Wait until everything added so far has been flushed (the task loops until the list is empty)."""

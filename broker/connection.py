@@ -106,7 +106,9 @@ class Peer:
             metrics.messages_routed.labels(priority).inc()
         if started is not None:
             metrics.delivery_latency.observe(time.monotonic() - started)
-        if not self.delivery_ack:
+        if self.delivery_ack:  # the retransmit clock starts now, not at the claim
+            self.node.inflight.wrote(self.presence_id, [message_id for message_id, _, _ in pushes])
+        else:
             self.node.marks.add(
                 messaging.DeliveredMark(
                     presence_id=self.presence_id,
@@ -118,6 +120,7 @@ class Peer:
             )
 
     def acknowledge(self, message_ids: list[str]) -> None:
+        self.node.inflight.ack_queued(self.presence_id, message_ids)  # no retransmit while it is on its way
         self.node.marks.add(
             messaging.DeliveredMark(
                 presence_id=self.presence_id,

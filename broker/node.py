@@ -22,6 +22,7 @@ from django.db import IntegrityError, connections
 
 from broker import conf, metrics, wire
 from broker.batcher import Batcher
+from broker.inflight import InflightLedger
 from broker.ratelimit import SharedTokenBuckets, TokenBuckets, send_limit_text
 from broker.services import messaging, presence
 
@@ -70,6 +71,7 @@ class Node:
         self.marks = Batcher(
             window=conf.batch_seconds(), flush_fn=self._flush_marks, done_fn=self._marks_done, executor=mark_ex
         )
+        self.inflight = InflightLedger()
         self.unfinished_closes: dict[str, tuple[str, str]] = {}  # presence id → (mesh id, member id)
         self._tasks: list[asyncio.Task] = []
         self._started = False
@@ -352,6 +354,9 @@ class Node:
         return messaging.deliveries_mark_delivered(marks=batch)
 
     async def _marks_done(self, batch, result, error) -> None:
+        for mark in batch:
+            if not mark.by_claim:
+                self.inflight.ack_flushed(mark.presence_id, mark.message_ids, stored=error is None)
         if error is not None:  # rows stay in flight; a reconnect re-sends them (at least once)
             logger.warning("could not mark %d delivery batches delivered", len(batch))
 
@@ -379,9 +384,16 @@ class Node:
             await self.broadcast(closed.mesh_id, closed.left_event, exclude_member_id=closed.member_id)
         await db(messaging.deliveries_release_orphans)()
         if self.peers:
+            # While this worker lags (sends or marks queued), acks lag too: stretch the window by that lag.
+            window = conf.retransmit_seconds()
+            if window > 0:
+                window += max(self.sends.backlog_seconds(), self.marks.backlog_seconds())
             stale = await db(messaging.deliveries_retransmit)(
-                node_id=self.node_id, older_than_seconds=conf.retransmit_seconds()
+                node_id=self.node_id,
+                older_than_seconds=window,
+                hold=lambda presence_id, message_id: self.inflight.holds(presence_id, message_id, window),
             )
+            self.inflight.forget_stale(3 * window + 60)
             for presence_id, frame in stale:
                 peer = self.peers.get(presence_id)
                 if peer is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -468,9 +469,24 @@ class DeliveredMark:
     by_claim: bool  # True: rows this presence wrote (ack-less); False: a client push_ack
 
 
+_MARK_BY_CLAIM_SQL = (
+    "UPDATE {t} SET state = %s, delivered_at = %s"
+    " WHERE message_id = ANY(%s) AND state < %s AND claimed_by = %s"
+)
+_MARK_BY_ACK_SQL = (
+    "UPDATE {t} SET state = %s, delivered_at = %s"
+    " WHERE message_id = ANY(%s) AND state < %s AND recipient_member_id = %s"
+    " AND (recipient_session IS NULL OR recipient_session = ANY(%s))"
+)
+
+
 @transaction.atomic
 def deliveries_mark_delivered(*, marks: list[DeliveredMark]) -> int:
-    """One UPDATE per (presence, kind) for a whole batch of marks."""
+    """One UPDATE per (presence, kind) for a whole batch of marks.
+
+    On Postgres it is raw SQL with array parameters: this runs for every push_ack burst, and building a
+    queryset per group was a fifth of a burst's CPU (docs/benchmarks.md).
+    """
     now = timezone.now()
     grouped: dict[tuple[str, bool], tuple[DeliveredMark, set[str]]] = {}
     for mark in marks:
@@ -479,6 +495,20 @@ def deliveries_mark_delivered(*, marks: list[DeliveredMark]) -> int:
             grouped[key] = (mark, set())
         grouped[key][1].update(mark.message_ids)
     done = 0
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Delivery._meta.db_table)
+        by_claim_sql, by_ack_sql = _MARK_BY_CLAIM_SQL.format(t=table), _MARK_BY_ACK_SQL.format(t=table)
+        delivered = int(DeliveryState.DELIVERED)
+        with connection.cursor() as cursor:
+            for (presence_id, by_claim), (mark, message_ids) in grouped.items():
+                if by_claim:
+                    cursor.execute(by_claim_sql, [delivered, now, list(message_ids), delivered, presence_id])
+                else:
+                    cursor.execute(
+                        by_ack_sql, [delivered, now, list(message_ids), delivered, mark.member_id, list(mark.keys)]
+                    )
+                done += cursor.rowcount
+        return done
     for (presence_id, by_claim), (mark, message_ids) in grouped.items():
         rows = Delivery.objects.filter(message_id__in=message_ids, state__lt=DeliveryState.DELIVERED)
         if by_claim:
@@ -508,9 +538,14 @@ def deliveries_release_orphans(*, member_id: str | None = None) -> int:
 
 
 @transaction.atomic
-def deliveries_retransmit(*, node_id: str, older_than_seconds: float) -> list[tuple[str, dict[str, Any]]]:
+def deliveries_retransmit(
+    *, node_id: str, older_than_seconds: float, hold: Callable[[str, str], bool] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
     """In-flight rows held by this worker's connections for too long: never written (a lost layer message)
-    or written but not acknowledged. Re-push them (clients dedupe by messageId)."""
+    or written but not acknowledged. Re-push them (clients dedupe by messageId).
+
+    `hold(presence_id, message_id)` says the worker knows the push is not lost (its ack is queued, or it
+    was written recently): such rows are postponed (their clock restarts) instead of re-sent."""
     now = timezone.now()
     rows = list(
         Delivery.objects.select_for_update(skip_locked=True, of=("self",))
@@ -525,6 +560,8 @@ def deliveries_retransmit(*, node_id: str, older_than_seconds: float) -> list[tu
     if not rows:
         return []
     Delivery.objects.filter(pk__in=[row.pk for row in rows]).update(claimed_at=now)
+    if hold is not None:
+        rows = [row for row in rows if not hold(row.claimed_by, row.message_id)]
     return [
         (
             row.claimed_by,

@@ -77,3 +77,30 @@ async def test_unacknowledged_pushes_are_retransmitted(make_member, connect, set
     await get_node().marks.drain()
     await get_node().sweep()
     await b.expect_nothing(lambda f: f.get("messageId") == ack["messageId"])
+
+
+async def test_no_retransmit_while_the_push_ack_is_queued_or_the_push_is_recent(make_member, connect, settings):
+    """Under a backlog the ack may wait in the mark batcher longer than the window: that is not a loss."""
+    alice = await db(make_member)("alice")
+    bob = await db(make_member)("bob")
+    a = await connect(alice)
+    b = await connect(bob, deliveryAck=True)
+    await a.send({"type": "send", "id": "q", "targetSpec": bob.pubkey, "nonce": "n", "ciphertext": "once"})
+    ack = await a.expect("ack")
+    await b.expect_push(ack["messageId"])
+    node = get_node()
+    # Written a moment ago: the window counts from the write, so a 5 s window holds it even if claimed_at is old.
+    settings.BROKER_RETRANSMIT_SECONDS = 5
+    await db(lambda: Delivery.objects.filter(message_id=ack["messageId"]).update(claimed_at=timezone.now() - timedelta(seconds=60)))()
+    await node.sweep()
+    await b.expect_nothing(lambda f: f.get("messageId") == ack["messageId"])
+    # The ack is queued in the mark batcher (not flushed yet): still no re-send, even with a zero window.
+    settings.BROKER_RETRANSMIT_SECONDS = 0
+    bob_peer = next(p for p in node.peers.values() if p.member_id == bob.member.id)
+    node.inflight.ack_queued(bob_peer.presence_id, [ack["messageId"]])
+    await node.sweep()
+    await b.expect_nothing(lambda f: f.get("messageId") == ack["messageId"])
+    # If that mark fails (the ack is no longer queued and the row is still in flight), it is re-sent.
+    node.inflight.ack_flushed(bob_peer.presence_id, [ack["messageId"]], stored=False)
+    await node.sweep()
+    assert (await b.expect_push(ack["messageId"]))["ciphertext"] == "once"
