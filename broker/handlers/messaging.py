@@ -44,9 +44,10 @@ async def handle_push_ack(peer, frame) -> None:
 
 @handler("message_status")
 async def handle_message_status(peer, frame) -> None:
-    result = await database_sync_to_async(messaging.message_status)(
-        mesh_id=peer.mesh_id, message_id=frame.get("messageId")
-    )
+    message_id = frame.get("messageId")
+    result = None  # an id no row can have (NUL, lone surrogate) is simply not found
+    if not isinstance(message_id, str) or messaging.storable(message_id):
+        result = await database_sync_to_async(messaging.message_status)(mesh_id=peer.mesh_id, message_id=message_id)
     if result is None:
         await peer.send_frame(wire.error("not_found", "message not found", frame))
         return

@@ -42,6 +42,8 @@ async def handle_set_status(peer, frame) -> None:
 async def handle_set_summary(peer, frame) -> None:
     summary = frame.get("summary")
     summary = summary[:10_000] if isinstance(summary, str) else ""
+    if not storable(summary):  # text the database refuses is ignored, like the other invalid presence updates
+        return
     await _db(presence_services.presence_update)(presence_id=peer.presence_id, summary=summary)
 
 
