@@ -688,3 +688,26 @@ def test_hello_with_a_pid_no_row_can_hold_is_malformed(storm, pid):
         assert (await sock.expect("__closed__", 5))["code"] == 1008
 
     storm.run(scenario())
+
+
+@pytest.mark.parametrize("poison", ["\x00", "a\ud800b"])
+def test_unstorable_message_id_is_not_found_and_unstorable_summary_is_ignored(storm, poison):
+    """Given an authenticated peer, when `message_status` names an id no row can have (NUL, lone surrogate), then
+    the answer is `not_found` (§3.11) rather than an internal error; when `set_summary` carries such text, then it
+    is ignored silently like other invalid presence updates (§4.5) and the previous summary stays."""
+
+    async def scenario():
+        await storm.f.send_obj({"type": "set_summary", "summary": "before"})
+        await storm.f.send_text(json.dumps({"type": "message_status", "messageId": f"m{poison}", "_reqId": "st"}))
+        reply = await storm.f.expect(lambda f: f.get("_reqId") == "st", SLOW)
+        assert (reply["type"], reply.get("code")) == ("error", "not_found"), reply
+        await storm.f.send_text(json.dumps({"type": "set_summary", "summary": f"s{poison}"}))
+        await storm.f.send_obj({"type": "list_peers", "_reqId": "look"})
+        seen = await storm.f.until(lambda f: f.get("_reqId") == "look", SLOW)
+        assert seen == [], seen
+        await storm.f.send_obj({"type": "list_peers", "_reqId": "look2"})
+        peers = await storm.f.expect(lambda f: f.get("_reqId") == "look2", SLOW)
+        me = next(p for p in peers["peers"] if p["memberPubkey"] == storm.fuzzer.pubkey)
+        assert me["summary"] == "before", me
+
+    storm.run(scenario())
