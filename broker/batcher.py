@@ -31,8 +31,13 @@ class Batcher(Generic[T]):
         done_fn: Callable[[list[T], Any, BaseException | None], Awaitable[None]],
         executor: ThreadPoolExecutor | None = None,
         prepare: Callable[[list[T]], Awaitable[list[T]]] | None = None,
+        pipeline: bool = False,
     ):
         self.window = window
+        # Pipelined: batch k's completion (writing acks and pushes, on the loop) overlaps batch k+1's flush
+        # (in the DB thread) instead of the two taking turns. Completions still run one at a time, in order.
+        self._pipeline = pipeline
+        self._completing: asyncio.Task | None = None
         self._prepare = prepare  # on the loop, before the flush: may answer and drop items
         # With an executor the batcher has its own thread (and DB connection), so sends, delivery marks and
         # drains do not queue behind each other on Django's single shared thread.
@@ -71,10 +76,18 @@ class Batcher(Generic[T]):
             except Exception as exc:  # the batch failed as a whole: every caller hears about it
                 logger.exception("batch flush failed (%d items)", len(batch))
                 error = exc
-            try:
-                await self._done_fn(batch, result, error)
-            except Exception:
-                logger.exception("batch completion failed")
+            if not self._pipeline:
+                await self._complete(batch, result, error)
+                continue
+            if self._completing is not None:  # at most one completion behind: bounded memory, kept order
+                await asyncio.wait({self._completing})
+            self._completing = asyncio.ensure_future(self._complete(batch, result, error))
+
+    async def _complete(self, batch: list[T], result: Any, error: BaseException | None) -> None:
+        try:
+            await self._done_fn(batch, result, error)
+        except Exception:
+            logger.exception("batch completion failed")
 
     def backlog_seconds(self) -> float:
         """How long the oldest queued item has waited (0 when nothing waits): a measure of this worker's lag."""
@@ -82,5 +95,7 @@ class Batcher(Generic[T]):
 
     async def drain(self) -> None:
         """Wait until everything added so far has been flushed (the task loops until the list is empty)."""
-        while self._task is not None and not self._task.done():
-            await asyncio.wait({self._task})
+        while (self._task is not None and not self._task.done()) or (
+            self._completing is not None and not self._completing.done()
+        ):
+            await asyncio.wait({t for t in (self._task, self._completing) if t is not None and not t.done()})

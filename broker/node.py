@@ -67,6 +67,7 @@ class Node:
             done_fn=self._sends_done,
             executor=send_ex,
             prepare=self._rate_limit_sends,
+            pipeline=True,
         )
         self.marks = Batcher(
             window=conf.batch_seconds(), flush_fn=self._flush_marks, done_fn=self._marks_done, executor=mark_ex
