@@ -82,8 +82,11 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> N
 
 def server_command(args, port: int) -> list[str]:
     if args.server == "uvicorn":
+        # uvloop + httptools + the `websockets` implementation, with daphne's keepalive settings.
         return [str(VENV_BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-                "--log-level", "warning", "--ws-max-size", "65536", "claudemesh.asgi:application"]
+                "--log-level", "warning", "--loop", "uvloop", "--http", "httptools", "--ws", "websockets",
+                "--ws-max-size", "65536", "--ws-ping-interval", "30", "--ws-ping-timeout", "60",
+                "claudemesh.asgi:application"]
     return [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "--ping-interval", "30",
             "--ping-timeout", "60", "--websocket-max-message-size", "65536", "claudemesh.asgi:application"]
 

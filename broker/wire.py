@@ -11,9 +11,12 @@ from django.utils import timezone
 
 from protocol.encoding import iso_ms
 
+# One encoder for every frame: json.dumps with non-default options builds a new encoder on each call.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
 
 def dumps(frame: dict[str, Any]) -> str:
-    text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    text = _encode(frame)
     if not text.isascii():
         try:
             text.encode("utf-8")
