@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from channels.db import database_sync_to_async
 
 from broker import selectors, wire
@@ -16,6 +18,13 @@ STATS_KEYS = ("messagesIn", "messagesOut", "toolCalls", "uptime", "errors")
 
 def _db(fn):
     return database_sync_to_async(fn)
+
+
+def _stat_value(value) -> bool:
+    """A counter the database can store: Python parses NaN/Infinity, JSON columns refuse them."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 @handler("list_peers")
@@ -78,7 +87,7 @@ async def handle_set_stats(peer, frame) -> None:
     stats = frame.get("stats")
     if not isinstance(stats, dict):
         return
-    clean = {k: stats[k] for k in STATS_KEYS if isinstance(stats.get(k), (int, float)) and not isinstance(stats[k], bool)}
+    clean = {k: stats[k] for k in STATS_KEYS if _stat_value(stats.get(k))}
     await _db(presence_services.presence_update)(presence_id=peer.presence_id, stats=clean)
 
 

@@ -59,6 +59,17 @@ async def test_setters_have_no_reply_and_show_in_peers(make_member, connect):
     await a.expect_nothing()
 
 
+async def test_set_stats_ignores_counters_the_database_cannot_store(make_member, connect):
+    """Given a peer, when it reports NaN/Infinity counters (Python's JSON parser takes them, JSON columns do
+    not), then those counters are dropped, the finite ones kept, and the socket keeps working."""
+    alice = await db(make_member)("alice")
+    a = await connect(alice)
+    inf, nan = float("inf"), float("nan")  # json.dumps writes them as Infinity / NaN, as a hostile client may
+    await a.send({"type": "set_stats", "stats": {"messagesIn": inf, "toolCalls": nan, "errors": -inf, "uptime": 7}})
+    [me] = await peers(a)
+    assert me["stats"] == {"uptime": 7}
+
+
 async def test_visibility(make_member, connect):
     alice = await db(make_member)("alice")
     bob = await db(make_member)("bob")
