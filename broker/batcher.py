@@ -50,10 +50,15 @@ class Batcher(Generic[T]):
         self._items: list[T] = []
         self._added: list[float] = []  # monotonic add time per queued item (backlog age)
         self._task: asyncio.Task | None = None
+        # Items ever added / items whose batch has completed: lets `settle` wait for a point in time.
+        self._enqueued = 0
+        self._settled = 0
+        self._progress = asyncio.Event()
 
     def add(self, item: T) -> None:
         self._items.append(item)
         self._added.append(time.monotonic())
+        self._enqueued += 1
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._run())
 
@@ -63,12 +68,14 @@ class Batcher(Generic[T]):
                 await asyncio.sleep(self.window)
             batch, self._items = self._items[:MAX_BATCH], self._items[MAX_BATCH:]
             self._added = self._added[MAX_BATCH:]
+            taken = len(batch)
             if self._prepare is not None:
                 try:
                     batch = await self._prepare(batch)
                 except Exception:
                     logger.exception("batch preparation failed; flushing the batch unchanged")
                 if not batch:
+                    self._mark_settled(taken)
                     continue
             result, error = None, None
             try:
@@ -77,17 +84,34 @@ class Batcher(Generic[T]):
                 logger.exception("batch flush failed (%d items)", len(batch))
                 error = exc
             if not self._pipeline:
-                await self._complete(batch, result, error)
+                await self._complete(batch, result, error, taken)
                 continue
             if self._completing is not None:  # at most one completion behind: bounded memory, kept order
                 await asyncio.wait({self._completing})
-            self._completing = asyncio.ensure_future(self._complete(batch, result, error))
+            self._completing = asyncio.ensure_future(self._complete(batch, result, error, taken))
 
-    async def _complete(self, batch: list[T], result: Any, error: BaseException | None) -> None:
+    async def _complete(self, batch: list[T], result: Any, error: BaseException | None, taken: int) -> None:
         try:
             await self._done_fn(batch, result, error)
         except Exception:
             logger.exception("batch completion failed")
+        finally:
+            self._mark_settled(taken)
+
+    def _mark_settled(self, count: int) -> None:
+        self._settled += count
+        self._progress.set()
+        self._progress = asyncio.Event()
+
+    def _idle(self) -> bool:
+        return (self._task is None or self._task.done()) and (self._completing is None or self._completing.done())
+
+    async def settle(self) -> None:
+        """Wait until every item added before this call has completed. Unlike `drain`, items added later
+        do not hold the caller up, so a closing socket is not kept waiting by other sockets' traffic."""
+        target = self._enqueued
+        while self._settled < target and not self._idle():
+            await self._progress.wait()
 
     def backlog_seconds(self) -> float:
         """How long the oldest queued item has waited (0 when nothing waits): a measure of this worker's lag."""

@@ -170,7 +170,8 @@ class Peer:
         if not self.authenticated:
             return
         self.node.unregister(self)
-        await self.node.marks.drain()  # rows already written to an ack-less socket are delivered, not released
+        # Rows already written to an ack-less socket are delivered, not released; wait for those marks only.
+        await self.node.marks.settle()
         try:
             closed = await database_sync_to_async(presence.presence_close)(presence_id=self.presence_id)
         except Exception:
