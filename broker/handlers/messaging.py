@@ -8,6 +8,7 @@ from broker import conf, metrics, wire
 from broker.handlers import handler
 from broker.ratelimit import send_limit_text
 from broker.services import messaging
+from broker.services.text import storable
 
 
 @handler("send")
@@ -37,7 +38,7 @@ async def handle_push_ack(peer, frame) -> None:
     if not isinstance(ids, list):
         return
     # Ids the database cannot take (NUL, lone surrogates) would fail the whole batch of delivery marks.
-    ids = [i for i in ids if isinstance(i, str) and 0 < len(i) <= 64 and messaging.storable(i)][:1000]
+    ids = [i for i in ids if isinstance(i, str) and 0 < len(i) <= 64 and storable(i)][:1000]
     if ids:
         peer.acknowledge(ids)
 
@@ -46,7 +47,7 @@ async def handle_push_ack(peer, frame) -> None:
 async def handle_message_status(peer, frame) -> None:
     message_id = frame.get("messageId")
     result = None  # an id no row can have (NUL, lone surrogate) is simply not found
-    if not isinstance(message_id, str) or messaging.storable(message_id):
+    if not isinstance(message_id, str) or storable(message_id):
         result = await database_sync_to_async(messaging.message_status)(mesh_id=peer.mesh_id, message_id=message_id)
     if result is None:
         await peer.send_frame(wire.error("not_found", "message not found", frame))

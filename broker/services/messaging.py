@@ -21,6 +21,7 @@ from django.utils import timezone
 from broker import conf, wire
 from broker.models import Delivery, DeliveryState, Message, PeerState, Presence, Priority, Status, session_key
 from broker.services.presence import effective_status, live_presences
+from broker.services.text import storable
 from meshes.models import Member
 from protocol.ids import new_id
 
@@ -75,17 +76,6 @@ def js_length(text: str) -> int:
     if text.isascii():  # C-speed fast path for the usual base64 payloads
         return len(text)
     return len(text.encode("utf-16-le")) // 2
-
-
-def storable(text: str) -> bool:
-    """Postgres text refuses NUL and no UTF-8 store takes a lone surrogate; such a send must not fail its batch."""
-    if "\x00" in text:
-        return False
-    try:
-        text.isascii() or text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def check_send(frame: dict[str, Any], sender: Sender) -> SendInput:

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from broker import conf, wire
 from broker.models import PeerState, PendingHookStatus, Presence, Status, StatusSource
+from broker.services.text import storable
 from meshes.audit import audit_append
 from meshes.models import Member, Mesh
 from protocol.encoding import HEX64, HEX128
@@ -80,16 +81,6 @@ class ClosedPresence:
     member_id: str
     was_live: bool
     left_event: dict[str, Any]
-
-
-def _storable(text: str) -> bool:
-    if "\x00" in text:
-        return False
-    try:
-        text.isascii() or text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _opt_str(value: Any, limit: int) -> str | None:
@@ -176,7 +167,7 @@ def check_hello(*, frame: dict[str, Any], lookup: HelloLookup, now_ms: int) -> H
     texts = [session_id, cwd, *(v for k in ("displayName", "hostname", "peerType", "channel", "model")
                                 if isinstance(v := frame.get(k), str))]
     texts += [text for group in _clean_groups(frame.get("groups")) for text in group.values()]
-    if not -(2**63) <= pid < 2**63 or not all(_storable(text) for text in texts):  # NaN and ±inf fail it too
+    if not -(2**63) <= pid < 2**63 or not all(storable(text) for text in texts):  # NaN and ±inf fail it too
         raise HandshakeRejected("malformed")
     return Hello(
         mesh_id=mesh_id,
