@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from broker.batcher import Batcher
+
+# The batcher flushes through database_sync_to_async, which touches Django's connections.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def test_settle_waits_for_earlier_items_only():
