@@ -122,7 +122,7 @@ def check_hello(*, frame: dict[str, Any], lookup: HelloLookup, now_ms: int) -> H
     if (
         isinstance(stamp, bool)
         or not isinstance(stamp, (int, float))
-        or not math.isfinite(stamp)
+        or (isinstance(stamp, float) and not math.isfinite(stamp))  # isfinite() overflows on huge ints
         or abs(now_ms - stamp) > conf.HELLO_MAX_SKEW_MS
     ):
         raise HandshakeRejected("timestamp_skew")
