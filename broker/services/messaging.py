@@ -71,6 +71,19 @@ class SendOutcome:
     recipients: int = 0
 
 
+def push_frame(message: Message) -> dict[str, Any]:
+    """The `push` a recipient gets for a stored message (§3.8); one builder for every delivery path."""
+    return wire.push(
+        message_id=message.id,
+        mesh_id=message.mesh_id,
+        sender_pubkey=message.sender_pubkey,
+        priority=message.priority,
+        nonce=message.nonce,
+        ciphertext=message.ciphertext,
+        created_at=message.created_at,
+    )
+
+
 def js_length(text: str) -> int:
     """JavaScript string length (UTF-16 code units), as the reference measures payloads."""
     if text.isascii():  # C-speed fast path for the usual base64 payloads
@@ -394,15 +407,7 @@ def messages_accept(*, inputs: list[SendInput], node_id: str) -> list[SendOutcom
         deliveries.extend(planned)
         outcome.message_id = message.id
         outcome.recipients = len(planned)
-        outcome.frame = wire.push(
-            message_id=message.id,
-            mesh_id=message.mesh_id,
-            sender_pubkey=message.sender_pubkey,
-            priority=message.priority,
-            nonce=message.nonce,
-            ciphertext=message.ciphertext,
-            created_at=now,
-        )
+        outcome.frame = push_frame(message)
     _bulk_insert(Message, MESSAGE_COLUMNS, [tuple(getattr(m, c) for c in MESSAGE_COLUMNS) for m in messages])
     _bulk_insert(Delivery, DELIVERY_COLUMNS, [tuple(getattr(d, c) for c in DELIVERY_COLUMNS) for d in deliveries])
     return outcomes
@@ -437,15 +442,7 @@ def deliveries_claim(*, presence_id: str, member_id: str, keys: list[str]) -> li
     )
     rows = Message.objects.filter(deliveries__id__in=ids, deliveries__claimed_by=presence_id).order_by("created_at", "id")
     return [
-        wire.push(
-            message_id=m.id,
-            mesh_id=m.mesh_id,
-            sender_pubkey=m.sender_pubkey,
-            priority=m.priority,
-            nonce=m.nonce,
-            ciphertext=m.ciphertext,
-            created_at=m.created_at,
-        )
+        push_frame(m)
         for m in rows.distinct()
     ]
 
@@ -555,15 +552,7 @@ def deliveries_retransmit(
     return [
         (
             row.claimed_by,
-            wire.push(
-                message_id=row.message.id,
-                mesh_id=row.message.mesh_id,
-                sender_pubkey=row.message.sender_pubkey,
-                priority=row.message.priority,
-                nonce=row.message.nonce,
-                ciphertext=row.message.ciphertext,
-                created_at=row.message.created_at,
-            ),
+            push_frame(row.message),
         )
         for row in rows
     ]
