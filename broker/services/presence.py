@@ -203,7 +203,7 @@ def hello_lookup(*, mesh_id: Any, pubkey: Any) -> HelloLookup:
         return HelloLookup(0, None, None, False)
     mesh = Mesh.objects.filter(pk=mesh_id).first()
     live_count = live_presences().filter(mesh_id=mesh_id).count()
-    if mesh is None or not isinstance(pubkey, str):
+    if mesh is None or not isinstance(pubkey, str) or not HEX64.fullmatch(pubkey):  # no member has any other key
         return HelloLookup(live_count, None, mesh, False)
     rows = list(Member.objects.filter(mesh_id=mesh_id, pubkey=pubkey).order_by("revoked_at"))
     member = next((m for m in rows if m.revoked_at is None), None)

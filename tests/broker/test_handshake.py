@@ -135,6 +135,16 @@ async def test_unauthorized_unknown_key(make_member, connect, mesh):
     assert closed == (1008, "unauthorized")
 
 
+@pytest.mark.parametrize("pubkey", ["\x00", "ab\x00" + "0" * 61, "\ud800", "not-hex", 7, None])
+async def test_pubkey_that_is_not_64_hex_is_malformed(make_member, connect, pubkey):
+    """Given a hello whose pubkey is no 64-hex key (NUL included, which Postgres refuses in a lookup), then it is
+    `malformed` (§2.4 step 5), never an internal error from the member lookup."""
+    alice = await db(make_member)("alice")
+    frame = {**hello_frame(alice), "pubkey": pubkey}
+    error, closed = await rejected(connect, frame)
+    assert (error["code"], closed) == ("malformed", (1008, "malformed"))
+
+
 async def test_revoked_member(make_member, connect, mesh):
     alice = await db(make_member)("alice")
     alice.member.revoked_at = timezone.now()
