@@ -31,6 +31,9 @@ DEFAULT_GRANTS = ("read", "dm", "broadcast", "state-read")
 NO_PEER = "no connected peer for target (not online, or targetSpec is your own key without another session)"
 BLOCKED = "blocked by recipient grants (sender lacks dm capability)"
 CLAIM_LIMIT = 500
+# Plain constants for per-message checks: Django's `Choices.values` rebuilds a list from the enum on every access.
+PRIORITIES = frozenset(Priority.values)
+IDLE, NOW = str(Status.IDLE), str(Priority.NOW)
 
 
 class SendRejected(Exception):
@@ -105,7 +108,7 @@ def check_send(frame: dict[str, Any], sender: Sender) -> SendInput:
     priority = frame.get("priority", Priority.NEXT)
     if priority is None:
         priority = Priority.NEXT
-    if priority not in Priority.values:
+    if not isinstance(priority, str) or priority not in PRIORITIES:  # a list or dict is unhashable
         raise SendRejected("invalid priority: must be now, next or low", "parse_or_handler")
     client_message_id = frame.get("clientMessageId")
     if client_message_id is not None and (
@@ -144,7 +147,7 @@ def _can_take_now(presence: dict[str, Any], priority: str, now: datetime) -> boo
     status = effective_status(
         status=presence["status"], source=presence["status_source"], updated_at=presence["status_updated_at"], now=now
     )
-    return status == Status.IDLE or priority == Priority.NOW
+    return status == IDLE or priority == NOW
 
 
 MESSAGE_COLUMNS = (

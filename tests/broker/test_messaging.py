@@ -104,6 +104,9 @@ async def test_payload_too_large_and_bad_priority(make_member, connect):
     assert rejected.value.text == "payload too large: 65537 bytes > MAX_MESSAGE_BYTES=65536"
     ack = await sent(a, bob.pubkey, "p", id="prio", priority="urgent")
     assert ack["queued"] is False and "priority" in ack["error"]
+    for unhashable in (["now"], {"now": 1}):  # refused like any bad priority, not an internal error
+        ack = await sent(a, bob.pubkey, "p", id="prio-x", priority=unhashable)
+        assert ack["queued"] is False and "priority" in ack["error"], ack
 
 
 async def test_rate_limit(make_member, connect, settings):
