@@ -111,8 +111,13 @@ class Message(models.Model):
     """One accepted `send`. The payload is opaque and stored byte for byte."""
 
     id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
-    mesh = models.ForeignKey("meshes.Mesh", on_delete=models.CASCADE, related_name="+")
-    sender_member = models.ForeignKey("meshes.Member", on_delete=models.CASCADE, related_name="+")
+    # The hot tables keep only the indexes their queries use and no database-level foreign keys to meshes and
+    # members: each would cost an index entry (plus Postgres' `_like` twin) or a per-row trigger on every send.
+    # Deletes still cascade (Django's collector); rows are only written by the validated send path.
+    mesh = models.ForeignKey("meshes.Mesh", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False)
+    sender_member = models.ForeignKey(
+        "meshes.Member", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     sender_session_pubkey = models.CharField(max_length=64, null=True, blank=True)
     sender_pubkey = models.CharField(max_length=64)  # what pushes carry: session key, else member key
     target_spec = models.TextField()
@@ -130,7 +135,10 @@ class Message(models.Model):
                 name="message_client_id_unique_per_sender",
             )
         ]
-        indexes = [models.Index(fields=["created_at"], name="message_created_idx")]
+        indexes = [
+            models.Index(fields=["created_at"], name="message_created_idx"),
+            models.Index(fields=["mesh"], name="message_mesh_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"message {self.id[:8]} → {self.target_spec[:16]}"
@@ -146,8 +154,10 @@ class Delivery(models.Model):
     """What one recipient is owed. `recipient_session` null = any connection of the member."""
 
     id = models.BigAutoField(primary_key=True)
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="deliveries")
-    recipient_member = models.ForeignKey("meshes.Member", on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
+    recipient_member = models.ForeignKey(
+        "meshes.Member", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     recipient_session = models.CharField(max_length=210, null=True, blank=True)
     # Direct messages obey status gating (protocol.md §3.4); multicast does not.
     gated = models.BooleanField(default=True)
@@ -158,9 +168,13 @@ class Delivery(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        # Delivered rows (most of the table) are in neither state index, so marking a row delivered leaves them.
         indexes = [
-            models.Index(fields=["recipient_member", "state"], name="delivery_recipient_state_idx"),
-            models.Index(fields=["state", "claimed_by"], name="delivery_state_claimer_idx"),
+            models.Index(fields=["message"], name="delivery_message_idx"),
+            models.Index(
+                fields=["recipient_member", "state"], name="delivery_recipient_state_idx", condition=Q(state__lt=2)
+            ),
+            models.Index(fields=["state", "claimed_by"], name="delivery_state_claimer_idx", condition=Q(state__lt=2)),
         ]
 
     def __str__(self) -> str:
