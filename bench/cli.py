@@ -12,15 +12,17 @@ from bench.roster import load_roster
 from bench.scenarios import RunOptions, run_idle, run_traffic
 
 DESCRIPTION = """\
-Load harness for a claudemesh broker. Reads a roster ({meshId, members:[{memberId, pubkey, secretKey}]},
-e.g. from `manage.py bench_roster --peers N --out roster.json`), connects every roster member over the
+Load harness for a claudemesh broker. Reads a roster ({meshId, members:[{memberId, pubkey, secretKey}]}, or
+{meshes:[{meshId, members:[…]}]} for several meshes, e.g. from `manage.py bench_roster [--meshes M] --peers N
+--out roster.json`), connects every roster member (hello in its own mesh) over the
 wire protocol (hello with deliveryAck; push_ack for every push when the broker supports it), runs one
 scenario and reports delivery, duplicates, latencies and the server's CPU and memory.
 
 scenarios:
-  burst   every peer sends --msgs direct crypto_box messages to random other peers, all at once
+  burst   every peer sends --msgs direct crypto_box messages to random other peers of its mesh, all at once
   steady  --peers P senders each send --rate msgs/s for --duration s (scheduled; every roster peer receives)
-  idle    --connections K connections that only hello and stay; server RSS per connection
+  idle    --connections K connections that only hello and stay, spread evenly over the roster's meshes and
+          members (members reused when K exceeds the roster); server RSS per connection
 
 Several --url values (comma-separated, e.g. two broker workers) spread peers round-robin across them.
 Exit status: 0 when every planned message was delivered exactly once (idle: every connection accepted),
@@ -76,9 +78,10 @@ def main(argv: list[str] | None = None) -> int:
                       client_message_id=not args.no_client_message_id, size=args.size, seed=args.seed,
                       progress=not args.quiet, profile_dir=args.profile)
     size = len(roster.members)
+    smallest_mesh = min(sum(1 for m in roster.members if m.mesh_id == mesh) for mesh in roster.mesh_ids)
+    if args.scenario in ("burst", "steady") and smallest_mesh < 2:
+        parser.error(f"{args.scenario} needs at least 2 peers in every roster mesh")
     if args.scenario == "burst":
-        if size < 2:
-            parser.error("burst needs a roster of at least 2 peers")
         report = asyncio.run(run_traffic("burst", roster, opts, senders=list(range(size)), msgs_per_sender=args.msgs))
     elif args.scenario == "steady":
         senders = args.peers or size

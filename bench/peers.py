@@ -134,7 +134,7 @@ class Peer:
         except websockets.ConnectionClosed:
             pass
         finally:
-            rcvd = ws.close_rcvd
+            rcvd = ws.protocol.close_rcvd  # the asyncio API keeps the close frame on its Protocol
             reason = f"closed:{rcvd.code} {rcvd.reason}".strip() if rcvd else "closed:no_close_frame"
             self._hello_failed(reason)
             if not self.closing:
@@ -180,12 +180,12 @@ class PeerGroup:
         self.hello_timeout = hello_timeout
         member_for = member_for or (lambda i: roster.members[i % len(roster.members)])
         # Peers are spread over the broker URLs round-robin by index, so with two workers about half the
-        # direct messages cross workers.
-        self.peers = {
-            i: Peer(i, member_for(i), roster.mesh_id, urls[i % len(urls)], f"bench-{run_tag}-{i}", sink,
-                    want_delivery_ack)
-            for i in indices
-        }
+        # direct messages cross workers. Each peer says hello in its own member's mesh.
+        self.peers: dict[int, Peer] = {}
+        for i in indices:
+            member = member_for(i)
+            self.peers[i] = Peer(i, member, member.mesh_id, urls[i % len(urls)], f"bench-{run_tag}-{i}", sink,
+                                 want_delivery_ack)
         self.failures: Counter[str] = Counter()
 
     async def connect_all(self) -> tuple[int, Counter[str]]:

@@ -31,7 +31,7 @@ class PlanSpec:
 
 
 def build_plan(roster: Roster, spec: PlanSpec, only: Iterable[int] | None = None) -> SendPlan:
-    """Direct messages from each sender to random other recipients, as real crypto_box envelopes.
+    """Direct messages from each sender to random other recipients of its mesh, as real crypto_box envelopes.
 
     Targets are drawn from a per-sender RNG, so the plan is the same however senders are split across
     processes. Client ids are "<sender>-<n>" like the reference load test; clientMessageId carries the run tag
@@ -41,10 +41,12 @@ def build_plan(roster: Roster, spec: PlanSpec, only: Iterable[int] | None = None
     plan: SendPlan = {}
     for sender in sorted(wanted):
         rng = random.Random(f"{spec.seed}-{sender}")
-        others: Sequence[int] = [r for r in spec.recipients if roster.members[r].pubkey != roster.members[sender].pubkey]
-        if not others:
-            raise ValueError("a sender needs at least one other peer to send to")
         me = roster.members[sender]
+        # Only members of the sender's own mesh can be addressed (a multi-mesh roster holds several meshes).
+        others: Sequence[int] = [r for r in spec.recipients
+                                 if roster.members[r].mesh_id == me.mesh_id and roster.members[r].pubkey != me.pubkey]
+        if not others:
+            raise ValueError("a sender needs at least one other peer of its mesh to send to")
         frames = []
         for n in range(spec.msgs_per_sender):
             target = roster.members[rng.choice(others)]

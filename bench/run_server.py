@@ -3,6 +3,7 @@
     python -m bench.run_server --db embedded                    # daphne + SQLite + in-memory layer
     python -m bench.run_server --db postgres --workers 1        # Postgres + Redis, one daphne
     python -m bench.run_server --db postgres --workers 2        # two daphne processes sharing Postgres + Redis
+    python -m bench.run_server --db postgres --meshes 100 --peers 100   # roster of 100 meshes × 100 members
 
 It prints one JSON line {"urls", "pids", "roster", "state_dir"} on stdout (also written to STATE_DIR/server.json)
 and a ready-to-run `python -m bench ...` command on stderr. Always on 127.0.0.1; the database is recreated
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -67,6 +69,17 @@ def fresh_database(args, state_dir: Path) -> None:
             (state_dir / f"bench.sqlite3{suffix}").unlink(missing_ok=True)
 
 
+def raise_nofile_limit() -> tuple[int, int]:
+    """Lift this process's soft open-file limit to the hard one; the servers inherit it (a socket is a file)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 1 << 20, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
 def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -98,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=1, help="server processes, on consecutive ports (postgres only)")
     parser.add_argument("--server", choices=("daphne", "uvicorn"), default="daphne")
     parser.add_argument("--port", type=int, default=7900, help="first port (default 7900)")
-    parser.add_argument("--peers", type=int, default=100, help="roster size for manage.py bench_roster")
+    parser.add_argument("--peers", type=int, default=100, help="members per mesh, for manage.py bench_roster")
+    parser.add_argument("--meshes", type=int, default=1,
+                        help="meshes in the roster (default 1; the roster file then has the multi-mesh shape)")
     parser.add_argument("--state-dir", default="var/bench", help="roster, SQLite file, logs (default var/bench)")
     parser.add_argument("--dbname", default="claudemesh_bench", help="Postgres database, recreated (default claudemesh_bench)")
     parser.add_argument("--redis-db", type=int, default=5, help="Redis db index, flushed (default 5)")
@@ -119,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     fresh_database(args, state_dir)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     roster = state_dir / "roster.json"
-    subprocess.run([sys.executable, "manage.py", "bench_roster", "--peers", str(args.peers), "--out", str(roster)],
-                   cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "manage.py", "bench_roster", "--meshes", str(args.meshes), "--peers",
+                    str(args.peers), "--out", str(roster)], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    nofile = raise_nofile_limit()
     procs: list[subprocess.Popen] = []
     ports = [args.port + n for n in range(args.workers)]
     try:
@@ -131,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         for port, proc in zip(ports, procs, strict=True):
             wait_for_port(port, proc)
         urls = [f"ws://127.0.0.1:{port}/ws" for port in ports]
-        info = {"urls": urls, "pids": [p.pid for p in procs], "roster": str(roster), "state_dir": str(state_dir)}
+        info = {"urls": urls, "pids": [p.pid for p in procs], "roster": str(roster), "state_dir": str(state_dir),
+                "nofile": list(nofile)}
         (state_dir / "server.json").write_text(json.dumps(info))
         print(json.dumps(info), flush=True)
         print(f"python -m bench burst --roster {roster} --url {','.join(urls)} "

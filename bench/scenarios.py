@@ -147,7 +147,8 @@ async def run_traffic(scenario: str, roster: Roster, opts: RunOptions, *, sender
     connect_s = time.monotonic() - connect_started
     ok = sum(r[0] for r in results)
     report = {
-        "scenario": scenario, "urls": opts.urls, "peers": len(everyone), "senders": len(senders),
+        "scenario": scenario, "urls": opts.urls, "peers": len(everyone), "meshes": len(roster.mesh_ids),
+        "senders": len(senders),
         "msgs_per_sender": msgs_per_sender, "connections_ok": ok, "connections_failed": len(everyone) - ok,
         "connect_s": round(connect_s, 2), "delivery_ack": any(r[2] for r in results),
         # Other work on the machine skews the figures: record how busy it was when the clock started.
@@ -195,10 +196,12 @@ async def run_idle(roster: Roster, opts: RunOptions, *, connections: int, hold: 
     raise_fd_limit(connections)
     ledger = Ledger()
     run_tag = secrets.token_hex(4)
-    # Members are reused cyclically; each connection has its own sessionId so none replaces another.
+    # Members are reused cyclically, meshes taken in turn (Roster.interleaved), so the sockets spread evenly
+    # over every mesh; each connection has its own sessionId so none replaces another.
+    order = roster.interleaved()
     group = PeerGroup(roster, range(connections), opts.urls, ledger, run_tag=run_tag,
                       connect_concurrency=opts.connect_concurrency, hello_timeout=opts.hello_timeout,
-                      want_delivery_ack=opts.want_delivery_ack)
+                      want_delivery_ack=opts.want_delivery_ack, member_for=lambda i: order[i % len(order)])
     progress = Progress(opts.progress, "idle")
     loadavg = round(os.getloadavg()[0], 2)
     sampler = ServerSampler(opts.pids)
@@ -223,7 +226,8 @@ async def run_idle(roster: Roster, opts: RunOptions, *, connections: int, hold: 
     if server and ok:
         server["rss_per_conn_kb"] = round((server["rss_after_mb"] - server["rss_before_mb"]) * 1024 / ok, 1)
     return {
-        "scenario": "idle", "urls": opts.urls, "connections": connections, "connections_ok": ok,
+        "scenario": "idle", "urls": opts.urls, "meshes": len(roster.mesh_ids), "connections": connections,
+        "connections_ok": ok,
         "connections_failed": connections - ok, "connect_s": round(connect_s, 2),
         "connections_per_s": round(ok / connect_s, 1) if connect_s > 0 else None,
         "delivery_ack": group.delivery_ack, "errors": dict(ledger.errors), "server": server,
