@@ -9,6 +9,7 @@ import json
 import logging
 
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from broker import conf, metrics, wire
@@ -22,6 +23,18 @@ logger = logging.getLogger(__name__)
 class BrokerConsumer(AsyncWebsocketConsumer):
     # No per-socket channel: cross-worker traffic goes through the node's one channel (broker/node.py).
     channel_layer_alias = "__broker_no_per_socket_channel__"
+
+    async def __call__(self, scope, receive, send):
+        # With one message source a plain loop does what Channels' await_many_dispatch does, without its new
+        # task and asyncio.wait per frame (≈15 % of the event loop in a burst profile).
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message):
         # Channels closes stale DB connections before every frame (a thread hop); our DB calls do it already.
