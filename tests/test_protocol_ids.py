@@ -30,3 +30,12 @@ def test_fragments_accept_only_id_characters():
     assert not is_id_fragment("")
     assert not is_id_fragment("x" * 33)
     assert len(new_code()) == 8
+
+
+def test_bytes_that_would_bias_the_alphabet_are_skipped(monkeypatch):
+    """Given a CSPRNG draw that starts with bytes 248–255 (which `% 62` would map unevenly), then they are dropped
+    and the id is made from the following bytes; a draw with too few usable bytes is replaced by another."""
+    draws = iter([bytes(range(248, 256)) * 6, bytes(range(248, 256)) * 2 + bytes(range(32)) + bytes(16)])
+    monkeypatch.setattr("protocol.ids.secrets.token_bytes", lambda n: next(draws))
+
+    assert new_id() == ID_ALPHABET[:32]
