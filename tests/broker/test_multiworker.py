@@ -247,15 +247,23 @@ async def test_layer_capacity_flood_loses_nothing(cluster):
     expected: dict[str, set[str]] = {r.member.pubkey: set() for r in receivers}
 
     async def flood(sender: E2EPeer, index: int) -> None:
-        for n in range(60):
-            target = receivers[n % len(receivers)].member.pubkey
-            send_id = f"f{index}-{n}"
-            await sender.send({"type": "send", "id": send_id, "targetSpec": target, "nonce": "n", "ciphertext": send_id})
-        for n in range(60):
-            send_id = f"f{index}-{n}"
-            ack = await sender.expect(lambda f, sid=send_id: f.get("type") == "ack" and f.get("id") == sid, timeout=20)
-            assert ack["queued"] is True
-            expected[receivers[n % len(receivers)].member.pubkey].add(ack["messageId"])
+        # Three waves, each acknowledged before the next: at least three send batches, so at least three layer
+        # messages to the frozen worker however many sends one batch takes (capacity 1 overflows on the second).
+        for wave in range(3):
+            numbers = range(wave * 20, wave * 20 + 20)
+            for n in numbers:
+                target = receivers[n % len(receivers)].member.pubkey
+                send_id = f"f{index}-{n}"
+                await sender.send(
+                    {"type": "send", "id": send_id, "targetSpec": target, "nonce": "n", "ciphertext": send_id}
+                )
+            for n in numbers:
+                send_id = f"f{index}-{n}"
+                ack = await sender.expect(
+                    lambda f, sid=send_id: f.get("type") == "ack" and f.get("id") == sid, timeout=20
+                )
+                assert ack["queued"] is True
+                expected[receivers[n % len(receivers)].member.pubkey].add(ack["messageId"])
 
     # Freeze the receivers' worker: doorbells pile up past capacity (ChannelFull) or expire in Redis, so
     # none of them will ever ring. Only the database-backed sweep can deliver now.
