@@ -233,6 +233,7 @@ class _BatchContext:
                     self.live_by_session.setdefault((p["mesh_id"], p["session_pubkey"]), []).append(p)
 
 
+MEMBER_FIELDS = ("id", "mesh_id", "pubkey", "peer_grants", "default_groups")
 PRESENCE_FIELDS = (
     "id", "mesh_id", "member_id", "session_id", "session_pubkey", "groups", "visible", "node_id",
     "status", "status_source", "status_updated_at",
@@ -240,14 +241,23 @@ PRESENCE_FIELDS = (
 
 
 def _load_context(inputs: list[SendInput], node_id: str, now: datetime) -> _BatchContext:
+    """What routing a batch needs. A batch of direct messages reads only its targets' member and presence rows,
+    so its cost does not grow with the mesh; a multicast needs every member and connection of the mesh."""
     mesh_ids = {item.sender.mesh_id for item in inputs}
+    targets = {item.target_spec for item in inputs}
+    direct_only = all(DIRECT_TARGET.fullmatch(target) for target in targets)
+    presences = live_presences(now=now).filter(mesh_id__in=mesh_ids)
+    if direct_only:
+        presences = presences.filter(Q(member_pubkey__in=targets) | Q(session_pubkey__in=targets))
     live: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in live_presences(now=now).filter(mesh_id__in=mesh_ids).order_by("connected_at").values(*PRESENCE_FIELDS):
+    for row in presences.order_by("connected_at").values(*PRESENCE_FIELDS):
         live[row["mesh_id"]].append(row)
+    mesh_members = Member.objects.filter(mesh_id__in=mesh_ids, revoked_at=None, pubkey__isnull=False)
+    wanted = mesh_members
+    if direct_only:  # the targets themselves, and the owners of targeted session keys
+        wanted = mesh_members.filter(Q(pubkey__in=targets) | Q(id__in={p["member_id"] for r in live.values() for p in r}))
     members, by_pubkey = {}, {}
-    for row in Member.objects.filter(mesh_id__in=mesh_ids, revoked_at=None, pubkey__isnull=False).values(
-        "id", "mesh_id", "pubkey", "peer_grants", "default_groups"
-    ):
+    for row in wanted.values(*MEMBER_FIELDS):
         members[row["id"]] = row
         by_pubkey[(row["mesh_id"], row["pubkey"])] = row
     session_owner = {(p["mesh_id"], p["session_pubkey"]): p["member_id"] for rows in live.values() for p in rows if p["session_pubkey"]}
@@ -259,15 +269,21 @@ def _load_context(inputs: list[SendInput], node_id: str, now: datetime) -> _Batc
         and (item.sender.mesh_id, item.target_spec) not in session_owner
     }
     if unresolved:  # an offline session key: its messages wait for that session to come back
-        for row in (
+        history = list(
             Presence.objects.filter(mesh_id__in=mesh_ids, session_pubkey__in=unresolved)
             .order_by("connected_at")
             .values("mesh_id", "session_pubkey", "member_id")
-        ):
+        )
+        missing = {row["member_id"] for row in history} - members.keys()
+        if missing and direct_only:
+            for row in mesh_members.filter(id__in=missing).values(*MEMBER_FIELDS):
+                members[row["id"]] = row
+                by_pubkey[(row["mesh_id"], row["pubkey"])] = row
+        for row in history:
             if row["member_id"] in members:
                 session_owner[(row["mesh_id"], row["session_pubkey"])] = row["member_id"]
     saved = {}
-    if any(item.target_spec.startswith("@") or item.target_spec == "*" for item in inputs):
+    if not direct_only:
         for row in PeerState.objects.filter(mesh_id__in=mesh_ids).values("member_id", "groups", "visible"):
             saved[row["member_id"]] = row
     return _BatchContext(now, node_id, live, members, by_pubkey, session_owner, saved)

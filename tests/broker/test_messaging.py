@@ -50,6 +50,28 @@ async def test_session_pubkey_routing_and_sender_identity(make_member, connect):
     await b2.expect_nothing(lambda f: f.get("messageId") == ack["messageId"])
 
 
+async def test_direct_batch_to_a_session_key_whose_session_went_away_waits_for_it(make_member, connect):
+    """Given bob's session key seen earlier but offline now (his member key online elsewhere), when alice sends to
+    that session key in a batch with other direct messages, then it is queued (not refused, not given to bob's
+    other session) and pushed when that session says hello again; the batch's other messages go out at once."""
+    alice, bob, carol = [await db(make_member)(name) for name in ("alice", "bob", "carol")]
+    b_session = SigningKeypair.generate()
+    old = await connect(bob, sessionId="laptop", sessionPubkey=b_session.public_hex)
+    await old.communicator.disconnect()
+    a, b_other, c = await connect(alice), await connect(bob, sessionId="desktop"), await connect(carol)
+    for frame in (send_frame(b_session.public_hex, "to-laptop"), send_frame(carol.pubkey, "to-carol")):
+        await a.send(frame)
+    acks = {}
+    for text in ("to-laptop", "to-carol"):
+        acks[text] = await a.expect(lambda f, t=text: f.get("type") == "ack" and f.get("id") == f"id-{t}")
+    assert acks["to-laptop"]["queued"] is True and acks["to-carol"]["queued"] is True
+    await c.expect_push(acks["to-carol"]["messageId"])
+    await b_other.expect_nothing(lambda f: f.get("messageId") == acks["to-laptop"]["messageId"])
+    back = await connect(bob, sessionId="laptop", sessionPubkey=b_session.public_hex)
+    push = await back.expect_push(acks["to-laptop"]["messageId"])
+    assert push["ciphertext"] == "to-laptop"
+
+
 async def test_member_key_reaches_exactly_one_session(make_member, connect):
     alice = await db(make_member)("alice")
     bob = await db(make_member)("bob")
