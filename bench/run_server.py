@@ -97,7 +97,7 @@ def server_command(args, port: int) -> list[str]:
     if args.server == "uvicorn":
         # uvloop + httptools + the `websockets` implementation, with daphne's keepalive settings.
         return [str(VENV_BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-                "--log-level", "warning", "--loop", "uvloop", "--http", "httptools", "--ws", "websockets",
+                "--log-level", "warning", "--loop", "uvloop", "--http", "httptools", "--ws", args.uvicorn_ws,
                 "--ws-max-size", "65536", "--ws-ping-interval", "30", "--ws-ping-timeout", "60",
                 "claudemesh.asgi:application"]
     return [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "--ping-interval", "30",
@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", choices=("embedded", "postgres"), default="embedded")
     parser.add_argument("--workers", type=int, default=1, help="server processes, on consecutive ports (postgres only)")
     parser.add_argument("--server", choices=("daphne", "uvicorn"), default="daphne")
+    parser.add_argument("--uvicorn-ws", choices=("websockets", "websockets-sansio", "wsproto"), default="websockets",
+                        help="uvicorn's WebSocket implementation (default websockets)")
     parser.add_argument("--port", type=int, default=7900, help="first port (default 7900)")
     parser.add_argument("--peers", type=int, default=100, help="members per mesh, for manage.py bench_roster")
     parser.add_argument("--meshes", type=int, default=1,
