@@ -57,3 +57,9 @@ def batch_seconds() -> float:
 
 def retransmit_seconds() -> float:
     return get("BROKER_RETRANSMIT_SECONDS", 10.0)
+
+
+def switch_interval_seconds() -> float | None:
+    """CPython's thread switch interval for a broker process (None: leave Python's 5 ms default)."""
+    value = get("BROKER_SWITCH_INTERVAL_MS", None)
+    return None if value is None else float(value) / 1000.0

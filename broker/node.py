@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -37,6 +38,11 @@ DELIVER_CHUNK_BYTES = 256 * 1024
 class Node:
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
+        switch = conf.switch_interval_seconds()
+        if switch is not None:
+            # The DB threads come back from every Postgres round trip needing the GIL while the event loop holds
+            # it; with Python's default 5 ms they may wait that long each time, several times per batch.
+            sys.setswitchinterval(switch)
         self.layer = get_channel_layer()
         # Other workers exist only behind a shared layer; the in-memory layer means "this process is the broker".
         self.remote = self.layer is not None and not isinstance(self.layer, InMemoryChannelLayer)

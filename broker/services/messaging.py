@@ -382,18 +382,42 @@ def _plan_multicast(item: SendInput, ctx: _BatchContext, message: _MessageRow, o
     return deliveries
 
 
+_BY_CLIENT_ID_SQL = (
+    "SELECT m.sender_member_id, m.client_message_id, m.id FROM unnest(%s::text[], %s::text[]) AS k(sender, client)"
+    " JOIN {t} AS m ON m.sender_member_id = k.sender AND m.client_message_id = k.client"
+    " WHERE m.client_message_id IS NOT NULL"
+)
+
+
+def _messages_by_client_id(keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(sender member, clientMessageId) → messageId of what is already stored, found pair by pair through the
+    unique index. Two IN lists (any sender × any id) made Postgres scan the whole message table instead."""
+    if not keys:
+        return {}
+    pairs = sorted(keys)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _BY_CLIENT_ID_SQL.format(t=connection.ops.quote_name(Message._meta.db_table)),
+                [[sender for sender, _ in pairs], [client for _, client in pairs]],
+            )
+            return {(sender, client): message_id for sender, client, message_id in cursor.fetchall()}
+    found = {}
+    for start in range(0, len(pairs), 100):  # a bounded OR per query: SQLite limits expression depth
+        match = Q()
+        for sender, client in pairs[start : start + 100]:
+            match |= Q(sender_member_id=sender, client_message_id=client)
+        for row in Message.objects.filter(match).values_list("sender_member_id", "client_message_id", "id"):
+            found[(row[0], row[1])] = row[2]
+    return found
+
+
 @transaction.atomic
 def messages_accept(*, inputs: list[SendInput], node_id: str) -> list[SendOutcome]:
     """Accept a batch of sends in one transaction: resolve recipients, insert messages and deliveries."""
     now = timezone.now()
     ctx = _load_context(inputs, node_id, now)
-    keyed = [(item.sender.member_id, item.client_message_id) for item in inputs if item.client_message_id]
-    existing: dict[tuple[str, str], str] = {}
-    if keyed:
-        for row in Message.objects.filter(
-            sender_member_id__in={k[0] for k in keyed}, client_message_id__in={k[1] for k in keyed}
-        ).values("id", "sender_member_id", "client_message_id"):
-            existing[(row["sender_member_id"], row["client_message_id"])] = row["id"]
+    existing = _messages_by_client_id({(item.sender.member_id, item.client_message_id) for item in inputs if item.client_message_id})
     messages, deliveries, outcomes = [], [], []
     for item in inputs:
         outcome = SendOutcome()
