@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from broker.services.text import storable
 from meshes.actors import Actor
 from meshes.audit import audit_append
 from meshes.errors import Forbidden, Gone, NotFound, ServiceError
@@ -65,6 +66,8 @@ def _clean_name(name: Any, *, field: str, min_length: int, max_length: int) -> s
     if not isinstance(name, str):
         raise ServiceError("invalid_args", f"{field} must be text")
     cleaned = " ".join(_printable(" ".join(name.split())).split())
+    if not storable(cleaned):  # a lone surrogate (a JSON escape) fails the insert: no UTF-8 store takes it
+        raise ServiceError("invalid_args", f"{field} must be valid text")
     if not min_length <= len(cleaned) <= max_length:
         raise ServiceError("invalid_args", f"{field} must be {min_length}–{max_length} characters")
     return cleaned
@@ -81,7 +84,7 @@ def _check_int(value: Any, *, field: str, low: int, high: int) -> int:
         raise ServiceError("invalid_args", f"{field} must be a whole number")
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: ±Infinity (JSON parsers accept it, 1e400 too)
         raise ServiceError("invalid_args", f"{field} must be a whole number") from None
     if isinstance(value, float) and not value.is_integer():
         raise ServiceError("invalid_args", f"{field} must be a whole number")
@@ -488,7 +491,7 @@ def _check_capabilities(capabilities: Any) -> list[str]:
     if not isinstance(capabilities, (list, tuple)) or not capabilities:
         raise ServiceError("invalid_args", "choose at least one capability (send, read, state_write, admin)")
     valid = set(ApiKeyCapability.values)
-    unknown = [cap for cap in capabilities if cap not in valid]
+    unknown = [cap for cap in capabilities if not isinstance(cap, str) or cap not in valid]  # [{}] is unhashable
     if unknown:
         raise ServiceError("invalid_args", f"unknown capability: {', '.join(map(str, unknown))}")
     return sorted(set(capabilities), key=ApiKeyCapability.values.index)
@@ -508,10 +511,16 @@ def api_key_create(
     _require_live_mesh(actor.mesh)
     cleaned_label = _clean_name(label, field="label", min_length=1, max_length=100)
     caps = _check_capabilities(capabilities)
-    if expires_at is not None and expires_at <= timezone.now():
-        raise ServiceError("invalid_args", "expiry must be in the future")
+    if expires_at is not None:
+        try:  # 9999-12-31T23:59:59-14:00 is year 10000 in UTC: stored, no row of this mesh could be read back
+            expires_at = expires_at.astimezone(UTC)
+        except OverflowError:
+            raise ServiceError("invalid_args", "expiry is out of range") from None
+        if expires_at <= timezone.now():
+            raise ServiceError("invalid_args", "expiry must be in the future")
     if topic_scopes is not None and (
-        not isinstance(topic_scopes, list) or not all(isinstance(t, str) and t and not _CONTROL_CHARS.search(t) for t in topic_scopes)
+        not isinstance(topic_scopes, list)
+        or not all(isinstance(t, str) and t and not _CONTROL_CHARS.search(t) and storable(t) for t in topic_scopes)
     ):
         raise ServiceError("invalid_args", "topic scopes must be a list of topic names")
     secret = API_KEY_PREFIX + b64url_encode(secrets.token_bytes(32))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -31,9 +31,12 @@ def _parse_expiry(value: Any) -> datetime | None:
     if not isinstance(value, str):
         raise ServiceError("invalid_args", "expiresAt must be an ISO date")
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ServiceError("invalid_args", "expiresAt must be an ISO date") from None
+    # No offset ("2030-01-01", as `claudemesh apikey create --expires` passes it through): UTC, as JavaScript's
+    # Date reads a date-only ISO string in the reference; comparing it with an aware now() would raise.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _key_entry(key) -> dict[str, Any]:

@@ -77,3 +77,38 @@ async def test_invite_create_for_admins(make_member, connect):
     assert invite["expiresAt"].endswith("Z")
     await a.send({"type": "invite_create", "maxUses": 0, "_reqId": "bad"})
     assert (await a.expect("error"))["code"] == "invalid_args"
+
+
+KEY = {"type": "apikey_create", "label": "ci", "capabilities": ["send"]}
+
+
+@pytest.mark.parametrize(
+    ("frame", "answer"),
+    [
+        ({**KEY, "capabilities": ["send", {}]}, "invalid_args"),  # unhashable: `in set` raised TypeError
+        ({**KEY, "capabilities": [["send"]]}, "invalid_args"),
+        ({**KEY, "label": "a\ud800"}, "invalid_args"),  # a lone surrogate fails the insert (no UTF-8 store takes it)
+        ({**KEY, "topicScopes": ["ops\ud800"]}, "invalid_args"),  # Postgres jsonb refuses a lone \ud800 escape
+        ({**KEY, "expiresAt": "9999-12-31T23:59:59-14:00"}, "invalid_args"),  # year 10000 in UTC: unreadable row
+        ({**KEY, "expiresAt": "2999-01-01"}, "apikey_created"),  # no offset: UTC (compared with aware now: raised)
+        ({**KEY, "expiresAt": "2999-01-01T10:00:00"}, "apikey_created"),
+        ({"type": "invite_create", "maxUses": float("inf")}, "invalid_args"),  # int(inf): OverflowError
+        ({"type": "invite_create", "maxUses": float("-inf")}, "invalid_args"),
+        ({"type": "invite_create", "expiresInDays": float("inf")}, "invalid_args"),
+    ],
+    ids=["capability-object", "capability-list", "label-surrogate", "topic-scope-surrogate", "expiry-year-10000",
+         "expiry-date-only", "expiry-no-offset", "max-uses-infinity", "max-uses-minus-infinity", "days-infinity"],
+)
+async def test_hostile_manager_request_is_answered_and_keys_still_list(make_member, connect, frame, answer):
+    """Found by the hostile suite's admin fuzzer: given an admin, when apikey_create / invite_create carries one of
+    these values, then it gets `invalid_args` (or is created) instead of an `internal` error, and the mesh's keys
+    still list afterwards (a stored expiry past year 9999 in UTC made every later apikey_list fail)."""
+    admin = await db(make_member)("admin", role=Role.ADMIN)
+    a = await connect(admin)
+    await a.send({**frame, "_reqId": "h"})
+    reply = await a.expect(lambda f: f.get("_reqId") == "h")
+    assert (reply.get("code") if reply["type"] == "error" else reply["type"]) == answer, reply
+    await a.send({"type": "apikey_list", "_reqId": "l"})
+    listed = await a.expect(lambda f: f.get("_reqId") == "l")
+    assert listed["type"] == "apikey_list_response", listed
+    assert len(listed["keys"]) == (answer == "apikey_created"), listed
