@@ -13,6 +13,8 @@ JSON escapes, astral characters), oversized frames. The oracle is the spec:
   `_reqId` echoed iff the request carried a string one); every `send` gets exactly one `ack` (echoing `id`);
   only the types the spec makes silent (set_status without _reqId, set_summary, set_stats, join_group,
   leave_group, push_ack) may answer nothing. Unknown types get `unknown_type` ([PY] §0).
+- Manager-only requests (apikey_*, invite_create) from an admin's socket, the fuzzer being a plain member that
+  only ever gets `forbidden`: a reply or a clear error that is not `internal`, and the mesh's keys still list.
 - Every frame the broker writes is a JSON object in valid UTF-8 text; the consumer never crashes; a DM
   between two healthy peers of the same mesh is acknowledged and delivered after every batch.
 
@@ -26,6 +28,7 @@ import json
 import os
 import time
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
@@ -518,6 +521,97 @@ def test_hostile_hellos_are_refused_with_a_handshake_code_and_1008(storm):
     record_results("hostile_frames", "hellos", {
         "framesTried": tally["tried"], "outcomes": dict(sorted(tally.items())), "forgedAccepted": 0,
         "seconds": round(time.monotonic() - started, 1),
+    })
+
+
+# Manager-only requests (§5.2 [PY] owner/admin; docs/wire-extensions.md invite_create): the storm's fuzzer is a plain
+# member, so it only ever sees `forbidden`; an admin fuzzer reaches the validation behind it.
+CAPABILITIES = ["send", "read", "state_write", "admin"]
+offsets = st.timedeltas(min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59))
+expiry_texts = st.one_of(
+    st.datetimes(timezones=st.none() | st.builds(timezone, offsets)).map(datetime.isoformat),
+    st.sampled_from(["2030-01-01", "2030-01-01T00:00:00Z", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00",
+                     "now", "", "Z", "2030-02-30"]),
+)
+MANAGER = {  # each field: usually a valid value (so the other fields get reached), else a hostile one
+    "apikey_create": {
+        "label": st.one_of(st.sampled_from(["ci", " key "]), odd_storable, hostile_strings, field_values),
+        "capabilities": st.one_of(st.lists(st.sampled_from(CAPABILITIES), min_size=1, max_size=4),
+                                  st.lists(st.sampled_from(CAPABILITIES), min_size=1, max_size=4),
+                                  st.lists(st.sampled_from(CAPABILITIES) | json_values, max_size=3), field_values),
+        "topicScopes": st.one_of(st.none(), st.lists(st.sampled_from(["general", "ops"]), max_size=2),
+                                 st.lists(st.sampled_from(["general", "ops"]) | short_text, max_size=3), field_values),
+        "expiresAt": st.none() | expiry_texts | expiry_texts | field_values,
+    },
+    "invite_create": {"role": st.sampled_from(["member", "admin"]) | st.sampled_from(["owner", "", "MEMBER"]) | field_values,
+                      "maxUses": st.integers(1, 100) | st.integers(-2, 200) | numbers | field_values,
+                      "expiresInDays": st.integers(1, 30) | st.integers(-2, 400) | numbers | field_values},
+    "apikey_revoke": {"id": short_text | st.from_regex(r"\A[A-Za-z0-9]{6,30}\Z") | field_values},
+    "apikey_list": {},
+}
+
+
+@st.composite
+def manager_frames(draw):
+    kind = draw(st.sampled_from(sorted(MANAGER)))
+    frame = {"type": kind}
+    for key, strategy in MANAGER[kind].items():
+        if draw(st.integers(0, 9)):  # usually present
+            frame[key] = draw(strategy)
+    return frame
+
+
+def test_manager_requests_from_an_admin_get_clear_answers_and_never_poison_the_mesh(storm):
+    """Given an admin's socket, when apikey_create / apikey_list / apikey_revoke / invite_create carry hostile
+    values, then each gets its reply or a clear `error` that is not `internal` (§1.4 [PY]), and afterwards the
+    mesh's keys still list (a stored value no row can be read back with would break every later apikey_list) and
+    a DM between two healthy peers is delivered."""
+    started = time.monotonic()
+    tally: Counter[str] = Counter()
+    admin = new_identity(storm.mesh, "admin-fuzzer", Role.ADMIN)
+    sock = storm.run(authenticated(admin))
+
+    async def ask(frame: dict) -> dict | None:
+        req_id = f"mgr-{tally['tried'] + tally['oversized'] + 1}"
+        kind, payload = encode({**frame, "_reqId": req_id}, storm.bob.pubkey)
+        if len(payload.encode("utf-8")) > LIMIT:  # closed with 1009: test_oversized_frames
+            tally["oversized"] += 1
+            return None
+        tally["tried"] += 1
+        await sock.send_text(payload)
+        reply = await sock.expect(lambda f: f.get("_reqId") == req_id, SLOW)
+        assert all(f["type"] == "push" for f in sock.inbox), (frame, sock.inbox)  # exactly one answer, pushes aside
+        sock.inbox.clear()
+        return reply
+
+    async def batch(frames_):
+        for frame in frames_:
+            reply = await ask(frame)
+            if reply is None:
+                continue
+            if reply["type"] == "error":
+                assert_clear_error(reply)
+                assert reply["code"] != "internal", (frame, reply)
+                tally[f"error:{reply['code']}"] += 1
+                continue
+            assert reply["type"] == REPLY[frame["type"]], (frame, reply)
+            tally[f"reply:{reply['type']}"] += 1
+        listed = await ask({"type": "apikey_list"})
+        assert listed["type"] == "apikey_list_response" and isinstance(listed["keys"], list), listed
+        await storm.healthy_dm()
+
+    @settings(STORM_SETTINGS, max_examples=max(1, int(150 * SCALE)))
+    @given(st.lists(manager_frames(), min_size=5, max_size=20))
+    def one_batch(frames_):
+        storm.run(batch(frames_))
+
+    try:
+        one_batch()
+    finally:
+        storm.run(sock.close())
+    assert tally["reply:apikey_created"] and tally["reply:invite_created"] and tally["error:invalid_args"], tally
+    record_results("hostile_frames", "manager_requests", {
+        "framesTried": tally["tried"], "outcomes": dict(sorted(tally.items())), "seconds": round(time.monotonic() - started, 1),
     })
 
 
