@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
@@ -101,10 +102,10 @@ class Peer:
         """Write pushes whose rows this presence holds in flight. Ack-less sockets count them delivered now."""
         if self.closed:
             return
-        for _, priority, text in pushes:
+        for _, _, text in pushes:
             await self.send_text(text)
-        for priority in {priority for _, priority, _ in pushes}:
-            metrics.messages_routed.labels(priority).inc(sum(1 for _, p, _ in pushes if p == priority))
+        for priority, count in Counter(priority for _, priority, _ in pushes).items():
+            metrics.messages_routed.labels(priority).inc(count)
         if started is not None:
             metrics.delivery_latency.observe(time.monotonic() - started)
         if self.delivery_ack:  # the retransmit clock starts now, not at the claim

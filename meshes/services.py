@@ -18,13 +18,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from broker.services.text import storable
 from meshes.actors import Actor
 from meshes.audit import audit_append
 from meshes.errors import Forbidden, Gone, NotFound, ServiceError
 from meshes.events import MeshEvent, publish_after_commit
 from meshes.keyvault import seal_secret
 from meshes.models import ApiKey, ApiKeyCapability, Invite, Member, Mesh, Role
+from meshes.text import storable
 from protocol import invites as wire_invites
 from protocol.crypto import CryptoError, SigningKeypair, random_key, seal
 from protocol.encoding import HEX64, EncodingError, b64url_decode, b64url_encode

@@ -8,7 +8,7 @@ from broker import conf, metrics, wire
 from broker.handlers import handler
 from broker.ratelimit import send_limit_text
 from broker.services import messaging
-from broker.services.text import storable
+from meshes.text import storable
 
 
 @handler("send")

@@ -10,7 +10,7 @@ from broker import selectors, wire
 from broker.handlers import handler
 from broker.models import StatusSource
 from broker.services import presence as presence_services
-from broker.services.text import storable
+from meshes.text import storable
 
 PROFILE_KEYS = ("avatar", "title", "bio", "capabilities")
 STATS_KEYS = ("messagesIn", "messagesOut", "toolCalls", "uptime", "errors")

@@ -22,8 +22,8 @@ from django.utils import timezone
 from broker import conf, wire
 from broker.models import Delivery, DeliveryState, Message, PeerState, Presence, Priority, Status, session_key
 from broker.services.presence import effective_status, live_presences
-from broker.services.text import storable
 from meshes.models import Member
+from meshes.text import storable
 from protocol.ids import new_id
 
 CLIENT_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")

@@ -16,9 +16,9 @@ from django.utils import timezone
 
 from broker import conf, wire
 from broker.models import PeerState, PendingHookStatus, Presence, Status, StatusSource
-from broker.services.text import storable
 from meshes.audit import audit_append
 from meshes.models import Member, Mesh
+from meshes.text import storable
 from protocol.encoding import HEX64, HEX128
 from protocol.hello import hello_signature_valid
 from protocol.ids import is_id_fragment

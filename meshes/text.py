@@ -1,4 +1,4 @@
-"""Text the database can store: one rule for every broker path that writes client-supplied strings."""
+"""Text the database can store: one rule for every path (platform and broker) that writes client-supplied strings."""
 
 from __future__ import annotations
 
