@@ -60,6 +60,6 @@ def retransmit_seconds() -> float:
 
 
 def switch_interval_seconds() -> float | None:
-    """CPython's thread switch interval for a broker process (None: leave Python's 5 ms default)."""
+    """CPython's thread switch interval for a broker process (None, 0 or less: leave Python's 5 ms default)."""
     value = get("BROKER_SWITCH_INTERVAL_MS", None)
-    return None if value is None else float(value) / 1000.0
+    return float(value) / 1000.0 if value and value > 0 else None

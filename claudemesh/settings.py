@@ -238,7 +238,8 @@ BROKER_SWEEP_SECONDS = float(os.environ.get("BROKER_SWEEP_SECONDS", "2"))
 BROKER_HELLO_TIMEOUT_SECONDS = env_int("BROKER_HELLO_TIMEOUT_SECONDS", 30)
 BROKER_BATCH_MS = float(os.environ.get("BROKER_BATCH_MS", "3"))
 BROKER_RETRANSMIT_SECONDS = float(os.environ.get("BROKER_RETRANSMIT_SECONDS", "10"))
-BROKER_SWITCH_INTERVAL_MS = float(os.environ["BROKER_SWITCH_INTERVAL_MS"]) if os.environ.get("BROKER_SWITCH_INTERVAL_MS") else None
+# CPython thread switch interval in a broker process; 0 keeps Python's 5 ms (docs/benchmarks.md, change 8).
+BROKER_SWITCH_INTERVAL_MS = float(os.environ.get("BROKER_SWITCH_INTERVAL_MS", "1"))
 
 LOGGING = {
     "version": 1,
