@@ -172,9 +172,15 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["message"], name="delivery_message_idx"),
             models.Index(
-                fields=["recipient_member", "state"], name="delivery_recipient_state_idx", condition=Q(state__lt=2)
+                fields=["recipient_member", "state"],
+                name="delivery_recipient_state_idx",
+                condition=Q(state__lt=DeliveryState.DELIVERED),
             ),
-            models.Index(fields=["state", "claimed_by"], name="delivery_state_claimer_idx", condition=Q(state__lt=2)),
+            models.Index(
+                fields=["state", "claimed_by"],
+                name="delivery_state_claimer_idx",
+                condition=Q(state__lt=DeliveryState.DELIVERED),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -15,8 +15,9 @@ CODE_LENGTH = 8
 
 
 # Bytes below 248 (= 4 × 62) map evenly onto the alphabet; the rest are dropped, so every character is uniform.
-_BYTE_TO_CHAR = bytes(ord(ID_ALPHABET[b % 62]) for b in range(256))
-_UNEVEN_BYTES = bytes(range(248, 256))
+_EVEN_BYTES = 256 - 256 % len(ID_ALPHABET)
+_BYTE_TO_CHAR = bytes(ord(ID_ALPHABET[b % len(ID_ALPHABET)]) for b in range(256))
+_UNEVEN_BYTES = bytes(range(_EVEN_BYTES, 256))
 
 
 def new_id() -> str:
