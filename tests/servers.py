@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
+from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -49,10 +54,13 @@ class ServerProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
+    daphne_flags: ClassVar[tuple[str, ...]] = ()  # extra command-line flags of a subclass
+
     def start(self) -> ServerProcess:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "claudemesh.asgi:application"],
+            [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), *self.daphne_flags,
+             "claudemesh.asgi:application"],
             cwd=ROOT,
             env=self.env,
             stdout=log,
@@ -75,6 +83,30 @@ class ServerProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+
+class BrokerWorker(ServerProcess):
+    """daphne with the broker's recommended flags (docs/broker.md): keepalive pings and the 64 KiB frame limit."""
+
+    daphne_flags = ("--ping-interval", "30", "--ping-timeout", "60", "--websocket-max-message-size", "65536")
+
+
+@contextmanager
+def throwaway_postgres_database(database_url: str, prefix: str) -> Iterator[str]:
+    """A fresh database on the server of `database_url` (created through the maintenance DB, which always
+    exists), its URL yielded, dropped afterwards even if clients are still connected."""
+    import psycopg
+
+    parsed = urlparse(database_url)
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin_url = urlunparse(parsed._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunparse(parsed._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def server_env(tmp_path: Path, port: int, **overrides: str) -> dict[str, str]:

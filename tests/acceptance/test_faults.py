@@ -24,7 +24,6 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 import httpx
 import pytest
@@ -32,7 +31,7 @@ import websockets
 
 from protocol.hello import hello_sign
 from tests.acceptance.conftest import record_results
-from tests.servers import ROOT, VENV_BIN, ServerProcess, free_port, manage, migrate, server_env, wait_for_port
+from tests.servers import BrokerWorker, free_port, manage, migrate, server_env, throwaway_postgres_database
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -98,40 +97,20 @@ def restore_services() -> None:
         redis_start()
 
 
-class Worker(ServerProcess):
-    """daphne with the broker's recommended flags (docs/broker.md)."""
-
-    def start(self) -> Worker:
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.proc = subprocess.Popen(
-            [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "--ping-interval", "30",
-             "--ping-timeout", "60", "--websocket-max-message-size", "65536", "claudemesh.asgi:application"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        wait_for_port(self.port, proc=self.proc)
-        return self
-
-
 @pytest.fixture
 def fault_database():
-    import psycopg
+    from channels.layers import channel_layers
+    from django.db import connections
 
-    name = f"claudemesh_faults_{secrets.token_hex(4)}"
-    parsed = urlparse(DATABASE_URL)
-    admin_url = urlunparse(parsed._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield urlunparse(parsed._replace(path=f"/{name}"))
+        with throwaway_postgres_database(DATABASE_URL, "claudemesh_faults") as url:
+            try:
+                yield url
+            finally:
+                restore_services()  # the database can only be dropped once Postgres is back
     finally:
-        restore_services()
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         # Postgres went down under this pytest process too: drop its dead connections (and the Redis layer's) so
         # tests that run after this one in the same session reconnect instead of failing on a closed socket.
-        from channels.layers import channel_layers
-        from django.db import connections
-
         connections.close_all()
         channel_layers.backends.pop("default", None)
 
@@ -285,7 +264,7 @@ async def test_redis_restart_and_postgres_stop_lose_no_acknowledged_message(tmp_
     manage(envs[0], "bench_roster", "--peers", "4", "--out", str(roster_path))
     roster = json.loads(roster_path.read_text())
     members = [Member(roster["meshId"], m["memberId"], m["pubkey"], m["secretKey"]) for m in roster["members"]]
-    workers = [Worker(port=port, env=env, log_path=tmp_path / f"worker{i}.log").start()
+    workers = [BrokerWorker(port=port, env=env, log_path=tmp_path / f"worker{i}.log").start()
                for i, (port, env) in enumerate(zip(ports, envs, strict=True))]
     # a, c on worker 0; b, d on worker 1; a ring of cross-worker traffic a→b→c→d→a.
     peers = [FaultPeer(member, workers[i % 2].ws_url) for i, member in enumerate(members)]

@@ -11,15 +11,13 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import time
-from urllib.parse import urlparse, urlunparse
 
 import httpx
 import pytest
 
 from tests.broker.wsclient import E2EPeer, RosterMember
-from tests.servers import ROOT, VENV_BIN, ServerProcess, free_port, manage, migrate, server_env, wait_for_port
+from tests.servers import BrokerWorker, free_port, manage, migrate, server_env, throwaway_postgres_database
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -33,42 +31,17 @@ pytestmark = [
 ]
 
 
-class Worker(ServerProcess):
-    """daphne with the broker's recommended flags (docs/broker.md)."""
-
-    def start(self) -> Worker:
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
-                "--ping-interval", "30", "--ping-timeout", "60", "--websocket-max-message-size", "65536",
-                "claudemesh.asgi:application",
-            ],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        wait_for_port(self.port, proc=self.proc)
-        return self
-
-
 @pytest.fixture
 def e2e_database():
-    import psycopg
-
-    name = f"claudemesh_e2e_{secrets.token_hex(4)}"
-    parsed = urlparse(DATABASE_URL)
-    admin_url = urlunparse(parsed._replace(path="/postgres"))  # the maintenance DB always exists
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield urlunparse(parsed._replace(path=f"/{name}"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_postgres_database(DATABASE_URL, "claudemesh_e2e") as url:
+        yield url
 
 
 @pytest.fixture
 def cluster(tmp_path, e2e_database):
     """Two workers sharing one database and one Redis, plus a roster of members."""
     ports = [free_port(), free_port()]
-    started: list[Worker] = []
+    started: list[BrokerWorker] = []
 
     def env_for(port: int, **extra: str) -> dict[str, str]:
         return server_env(
@@ -82,12 +55,12 @@ def cluster(tmp_path, e2e_database):
 
     prefix = f"e2e{secrets.token_hex(3)}"
 
-    def start(extra: dict[str, str] | None = None) -> list[Worker]:
+    def start(extra: dict[str, str] | None = None) -> list[BrokerWorker]:
         for index, port in enumerate(ports):
             env = env_for(port, CHANNEL_LAYER_PREFIX=prefix, **(extra or {}))
             if index == 0:
                 migrate(env)
-            worker = Worker(port=port, env=env, log_path=tmp_path / f"worker{index}.log").start()
+            worker = BrokerWorker(port=port, env=env, log_path=tmp_path / f"worker{index}.log").start()
             started.append(worker)
         return started
 
