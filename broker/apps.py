@@ -6,7 +6,12 @@ class BrokerConfig(AppConfig):
     verbose_name = "Broker"
 
     def ready(self) -> None:
-        from broker.events import on_mesh_event
+        """Plug the broker into meshes/ from above: its event listeners and its presence read."""
+        from broker import selectors
+        from broker.events import LISTENERS
         from meshes.events import subscribe
+        from meshes.online import provide_online_peers
 
-        subscribe(on_mesh_event)
+        for kind, listener in LISTENERS.items():
+            subscribe(kind, listener)
+        provide_online_peers(selectors.online_peers)

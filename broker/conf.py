@@ -8,7 +8,7 @@ HELLO_MAX_SKEW_MS = 60_000
 HOOK_FRESH_WINDOW_SECONDS = 30
 PENDING_HOOK_TTL_SECONDS = 10
 VERSION = "0.1.0"
-NODES_GROUP = "broker.nodes"
+WORKERS_GROUP = "broker.workers"
 
 
 def get(name: str, default):
@@ -49,6 +49,10 @@ def sweep_seconds() -> float:
 
 def hello_timeout_seconds() -> float:
     return get("BROKER_HELLO_TIMEOUT_SECONDS", 30)
+
+
+def hook_rate_per_minute() -> int:
+    return get("BROKER_HOOK_RATE_LIMIT_PER_MIN", 30)
 
 
 def batch_seconds() -> float:

@@ -1,4 +1,6 @@
-"""One WebSocket's broker-side state: identity after hello, outbound writes, drains and delivery marks."""
+"""One WebSocket's broker-side state: identity after hello, outbound writes, coalesced drains. What happens to
+a written push, a push_ack and a close is the worker's business: the connection is handed those three
+callables and knows nothing of batchers, ledgers or other workers."""
 
 from __future__ import annotations
 
@@ -6,24 +8,34 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from channels.db import database_sync_to_async
 
 from broker import metrics, wire
 from broker.models import Presence, session_key
-from broker.services import messaging, presence
-
-if TYPE_CHECKING:
-    from broker.node import Node
+from broker.services.deliveries import CLAIM_LIMIT, deliveries_claim
+from broker.services.routing import Sender
 
 logger = logging.getLogger(__name__)
 
+Push = tuple[str, str, str]  # (message id, priority, frame text)
 
-class Peer:
-    def __init__(self, *, consumer, node: Node, ip: str):
-        self.consumer = consumer
-        self.node = node
+
+@dataclass(frozen=True)
+class ConnectionHooks:
+    written: Callable[[Connection, tuple[str, ...]], None]  # pushes of claimed rows are on the socket
+    acknowledged: Callable[[Connection, list[str]], None]  # the client's push_ack
+    closed: Callable[[Connection], Awaitable[None]]  # once, whoever closed it
+
+
+class Connection:
+    def __init__(self, *, send: Callable[[dict[str, Any]], Awaitable[None]], close_socket, ip: str, hooks: ConnectionHooks):
+        self._send = send  # the ASGI send itself: Channels' send() wrappers add two calls per push for nothing
+        self._close_socket = close_socket
+        self._hooks = hooks
         self.ip = ip
         self.closed = False
         self.presence_id = ""
@@ -66,8 +78,8 @@ class Peer:
         # What per-connection delivery rows may be addressed to (the session survives reconnects).
         self.keys = tuple({row.session_key, session_key(None, row.session_id)} | ({row.session_pubkey} if row.session_pubkey else set()))
 
-    def sender(self) -> messaging.Sender:
-        return messaging.Sender(
+    def sender(self) -> Sender:
+        return Sender(
             mesh_id=self.mesh_id,
             member_id=self.member_id,
             member_pubkey=self.member_pubkey,
@@ -80,8 +92,8 @@ class Peer:
     async def send_text(self, text: str) -> None:
         if self.closed:
             return
-        try:  # the ASGI message itself: Channels' send() wrappers add two calls per push for nothing
-            await self.consumer.base_send({"type": "websocket.send", "text": text})
+        try:
+            await self._send({"type": "websocket.send", "text": text})
         except Exception:  # the socket is going away; the close path cleans up
             logger.debug("write to a closing socket failed", exc_info=True)
 
@@ -92,14 +104,14 @@ class Peer:
         if self.closed:
             return
         try:
-            await self.consumer.close(code=code, reason=reason)
+            await self._close_socket(code=code, reason=reason)
         except Exception:
             logger.debug("closing a socket failed", exc_info=True)
         # Clean up now rather than when the client's close handshake comes back (it may never).
         await self.on_closed()
 
-    async def deliver_claimed(self, pushes: list[tuple[str, str, str]], started: float | None = None) -> None:
-        """Write pushes whose rows this presence holds in flight. Ack-less sockets count them delivered now."""
+    async def deliver_claimed(self, pushes: list[Push], started: float | None = None) -> None:
+        """Write pushes whose rows this presence holds in flight."""
         if self.closed:
             return
         for _, _, text in pushes:
@@ -108,30 +120,10 @@ class Peer:
             metrics.messages_routed.labels(priority).inc(count)
         if started is not None:
             metrics.delivery_latency.observe(time.monotonic() - started)
-        if self.delivery_ack:  # the retransmit clock starts now, not at the claim
-            self.node.inflight.wrote(self.presence_id, [message_id for message_id, _, _ in pushes])
-        else:
-            self.node.marks.add(
-                messaging.DeliveredMark(
-                    presence_id=self.presence_id,
-                    member_id=self.member_id,
-                    keys=self.keys,
-                    message_ids=tuple(message_id for message_id, _, _ in pushes),
-                    by_claim=True,
-                )
-            )
+        self._hooks.written(self, tuple(message_id for message_id, _, _ in pushes))
 
     def acknowledge(self, message_ids: list[str]) -> None:
-        self.node.inflight.ack_queued(self.presence_id, message_ids)  # no retransmit while it is on its way
-        self.node.marks.add(
-            messaging.DeliveredMark(
-                presence_id=self.presence_id,
-                member_id=self.member_id,
-                keys=self.keys,
-                message_ids=tuple(message_ids),
-                by_claim=False,
-            )
-        )
+        self._hooks.acknowledged(self, message_ids)
 
     # --- drains ------------------------------------------------------------------------------------------
 
@@ -149,12 +141,12 @@ class Peer:
         try:
             while not self.closed:
                 self._drain_again = False
-                frames = await database_sync_to_async(messaging.deliveries_claim)(
+                frames = await database_sync_to_async(deliveries_claim)(
                     presence_id=self.presence_id, member_id=self.member_id, keys=list(self.keys)
                 )
                 if frames:
                     await self.deliver_claimed([(f["messageId"], f["priority"], wire.dumps(f)) for f in frames])
-                if len(frames) < messaging.CLAIM_LIMIT and not self._drain_again:
+                if len(frames) < CLAIM_LIMIT and not self._drain_again:
                     break
         except Exception:
             logger.exception("drain failed for presence %s", self.presence_id)
@@ -164,22 +156,8 @@ class Peer:
     # --- close -------------------------------------------------------------------------------------------
 
     async def on_closed(self) -> None:
-        """The full disconnect path, once (§2.9): marks flushed, state saved, rows released, peer_left sent."""
+        """The disconnect path runs once, whichever side closed first (§2.9)."""
         if self.closed:
             return
         self.closed = True
-        self.node.release_ip(self.ip)
-        if not self.authenticated:
-            return
-        self.node.unregister(self)
-        # Rows already written to an ack-less socket are delivered, not released; wait for those marks only.
-        await self.node.marks.settle()
-        try:
-            closed = await database_sync_to_async(presence.presence_close)(presence_id=self.presence_id)
-        except Exception:
-            # The heartbeat would keep this row's lease fresh: the node's sweep retries the close instead.
-            logger.exception("closing presence %s failed; the sweep retries it", self.presence_id)
-            self.node.unfinished_closes[self.presence_id] = (self.mesh_id, self.member_id)
-            return
-        if closed is not None and closed.was_live:
-            await self.node.broadcast(self.mesh_id, closed.left_event, exclude_member_id=self.member_id)
+        await self._hooks.closed(self)

@@ -1,5 +1,5 @@
-"""The `/ws` consumer: size check, JSON parse, dispatch by `type`. Everything else lives in handlers/ and
-services/. Frames of one socket are handled one at a time, in arrival order (protocol.md §2.7 [PY]).
+"""The `/ws` consumer: size check, JSON parse, dispatch by `type`. Everything else lives in handlers/, the
+worker's parts and services/. Frames of one socket are handled one at a time, in arrival order (protocol.md §2.7 [PY]).
 """
 
 from __future__ import annotations
@@ -13,15 +13,14 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from broker import conf, metrics, wire
-from broker.connection import Peer
-from broker.handlers import dispatch
-from broker.node import get_node
+from broker.handlers.registry import dispatch
+from broker.worker import get_worker
 
 logger = logging.getLogger(__name__)
 
 
 class BrokerConsumer(AsyncWebsocketConsumer):
-    # No per-socket channel: cross-worker traffic goes through the node's one channel (broker/node.py).
+    # No per-socket channel: cross-worker traffic goes through the worker's one channel (broker/layer.py).
     channel_layer_alias = "__broker_no_per_socket_channel__"
 
     async def __call__(self, scope, receive, send):
@@ -44,13 +43,13 @@ class BrokerConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def connect(self):
-        node = get_node()
-        await node.ensure_started()
+        worker = get_worker()
+        await worker.ensure_started()
         client = self.scope.get("client") or ("unknown", 0)
         ip = str(client[0])
-        self.peer = Peer(consumer=self, node=node, ip=ip)
-        if not node.admit_ip(ip):
-            self.peer.closed = True
+        self.conn = worker.connection(send=self.base_send, close_socket=self.close, ip=ip)
+        if not worker.registry.admit_ip(ip):
+            self.conn.closed = True  # never admitted: nothing to release when it goes
             metrics.connections_rejected.labels("ip_capacity").inc()
             await self.accept()
             await self.send(text_data=wire.dumps(wire.error("capacity", "too many connections from this address")))
@@ -61,11 +60,11 @@ class BrokerConsumer(AsyncWebsocketConsumer):
         self._hello_timer = asyncio.get_running_loop().call_later(conf.hello_timeout_seconds(), self._hello_timeout)
 
     def _hello_timeout(self) -> None:
-        if not self.peer.authenticated and not self.peer.closed:
-            asyncio.ensure_future(self.peer.close(1008, "no_hello"))
+        if not self.conn.authenticated and not self.conn.closed:
+            asyncio.ensure_future(self.conn.close(1008, "no_hello"))
 
     async def receive(self, text_data=None, bytes_data=None):
-        if self.peer.closed:
+        if self.conn.closed:
             return
         raw = text_data if text_data is not None else bytes_data
         if raw is None:
@@ -77,7 +76,7 @@ class BrokerConsumer(AsyncWebsocketConsumer):
         else:
             size = len(raw.encode("utf-8")) if isinstance(raw, str) else len(raw)
         if size > limit:
-            await self.peer.close(1009, "message too big")
+            await self.conn.close(1009, "message too big")
             return
         try:
             frame = json.loads(raw)
@@ -86,12 +85,12 @@ class BrokerConsumer(AsyncWebsocketConsumer):
             return
         if not isinstance(frame, dict):
             return
-        await dispatch(self.peer, frame)
+        await dispatch(self.conn, frame)
 
     async def disconnect(self, code):
         timer = getattr(self, "_hello_timer", None)
         if timer is not None:
             timer.cancel()
-        peer = getattr(self, "peer", None)
-        if peer is not None:
-            await peer.on_closed()
+        conn = getattr(self, "conn", None)
+        if conn is not None:
+            await conn.on_closed()

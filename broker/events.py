@@ -1,69 +1,53 @@
-"""React to committed mesh changes (meshes.events): close the sockets of revoked members and archived meshes.
+"""The broker's listeners for committed mesh changes (meshes.events): a revoked member's sockets and an archived
+mesh's sockets get an error frame and close 4002, on every worker.
 
-Listeners run synchronously after commit, maybe in a worker thread: hop onto the node's loop for the local
-sockets; the node also tells the other workers. The periodic sweep is the safety net if either is lost.
+Listeners run synchronously after commit, maybe in a worker thread: hop onto the worker's loop for the local
+sockets; the worker also tells the other workers. The periodic sweep is the safety net if either is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 
 from broker import wire
-from broker.node import current_node
-from meshes.events import MeshEvent
+from broker.layer import Evict, evict_everywhere_sync
+from broker.worker import current_worker
+from meshes.events import MeshEvent, MeshEventKind
 
-logger = logging.getLogger(__name__)
+
+def on_member_revoked(event: MeshEvent) -> None:
+    _evict(
+        mesh_id=event.mesh_id,
+        member_id=event.data.get("memberId"),
+        error=wire.error("revoked", "you have been removed from this mesh"),
+        reason="banned",
+    )
 
 
-def on_mesh_event(event: MeshEvent) -> None:
-    if event.kind == "member_revoked":
-        member_id = event.data.get("memberId")
-        error = wire.error("revoked", "you have been removed from this mesh")
-        kwargs = dict(mesh_id=event.mesh_id, member_id=member_id, error=error, code=4002, reason="banned")
-    elif event.kind == "mesh_archived":
-        error = wire.error("mesh_archived", "this mesh is archived")
-        kwargs = dict(mesh_id=event.mesh_id, member_id=None, error=error, code=4002, reason="mesh_archived")
-    else:
-        return
-    node = current_node()
-    if node is None or node.loop.is_closed():
-        _tell_other_workers(kwargs)
+def on_mesh_archived(event: MeshEvent) -> None:
+    _evict(mesh_id=event.mesh_id, member_id=None, error=wire.error("mesh_archived", "this mesh is archived"), reason="mesh_archived")
+
+
+LISTENERS = {MeshEventKind.MEMBER_REVOKED: on_member_revoked, MeshEventKind.MESH_ARCHIVED: on_mesh_archived}
+
+
+def _evict(*, mesh_id: str, member_id: str | None, error: dict, reason: str) -> None:
+    kwargs = dict(mesh_id=mesh_id, member_id=member_id, error=error, code=4002, reason=reason)
+    worker = current_worker()
+    if worker is None or worker.loop.is_closed():
+        # No broker worker in this process (a command, an HTTP-only process): ask the workers directly.
+        evict_everywhere_sync(Evict("", mesh_id, member_id, error, 4002, reason))
         return
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
         running = None
-    if running is node.loop:
-        node.loop.create_task(node.evict(**kwargs))
+    if running is worker.loop:
+        worker.loop.create_task(worker.fanout.evict(**kwargs))
     else:
         # A fresh context: the caller's thread carries asgiref's executor markers, which would make the
         # eviction's own database calls look like a re-entrant deadlock.
-        node.loop.call_soon_threadsafe(lambda: node.loop.create_task(node.evict(**kwargs)), context=contextvars.Context())
-
-
-def _tell_other_workers(kwargs: dict) -> None:
-    """No broker node in this process (e.g. a command or an HTTP-only worker): ask the workers directly.
-    If that fails too, every worker's sweep notices revoked members and archived meshes within seconds."""
-    from asgiref.sync import async_to_sync
-    from channels.layers import InMemoryChannelLayer, get_channel_layer
-
-    from broker import conf
-
-    layer = get_channel_layer()
-    if layer is None or isinstance(layer, InMemoryChannelLayer):
-        return
-    message = {
-        "type": "evict",
-        "origin": "",
-        "mesh": kwargs["mesh_id"],
-        "member": kwargs["member_id"],
-        "error": kwargs["error"],
-        "code": kwargs["code"],
-        "reason": kwargs["reason"],
-    }
-    try:
-        async_to_sync(layer.group_send)(conf.NODES_GROUP, message)
-    except Exception:
-        logger.warning("could not notify broker workers of %s", kwargs, exc_info=True)
+        worker.loop.call_soon_threadsafe(
+            lambda: worker.loop.create_task(worker.fanout.evict(**kwargs)), context=contextvars.Context()
+        )

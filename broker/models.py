@@ -9,13 +9,14 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from protocol import vocabulary
 from protocol.ids import new_id
 
 
 class Status(models.TextChoices):
-    IDLE = "idle"
-    WORKING = "working"
-    DND = "dnd"
+    IDLE = vocabulary.Status.IDLE.value
+    WORKING = vocabulary.Status.WORKING.value
+    DND = vocabulary.Status.DND.value
 
 
 class StatusSource(models.TextChoices):
@@ -50,15 +51,15 @@ class Presence(models.Model):
     stats = models.JSONField(null=True, blank=True)
     delivery_ack = models.BooleanField(default=False)
     # The worker holding the socket: its channel-layer channel (doorbells, kicks) or a local id.
-    node_id = models.CharField(max_length=200)
+    worker_id = models.CharField(max_length=200)
     connected_at = models.DateTimeField(default=timezone.now)
-    last_ping_at = models.DateTimeField(default=timezone.now)  # the lease, refreshed by the node heartbeat
+    last_ping_at = models.DateTimeField(default=timezone.now)  # the lease, refreshed by the worker's heartbeat
     disconnected_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["mesh", "disconnected_at"], name="presence_mesh_live_idx"),
-            models.Index(fields=["node_id", "disconnected_at"], name="presence_node_live_idx"),
+            models.Index(fields=["worker_id", "disconnected_at"], name="presence_worker_live_idx"),
             models.Index(fields=["mesh", "session_id"], name="presence_mesh_session_idx"),
             models.Index(fields=["cwd"], name="presence_cwd_idx"),
             models.Index(fields=["session_pubkey"], name="presence_session_pubkey_idx"),
@@ -102,9 +103,9 @@ class PeerState(models.Model):
 
 
 class Priority(models.TextChoices):
-    NOW = "now"
-    NEXT = "next"
-    LOW = "low"
+    NOW = vocabulary.Priority.NOW.value
+    NEXT = vocabulary.Priority.NEXT.value
+    LOW = vocabulary.Priority.LOW.value
 
 
 class Message(models.Model):
@@ -185,6 +186,10 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery {self.id} ({self.get_state_display()})"
+
+    @property
+    def is_delivered(self) -> bool:
+        return self.state == DeliveryState.DELIVERED
 
 
 class PendingHookStatus(models.Model):

@@ -1,46 +1,25 @@
-"""Reads about who is online. `peers_list` is the wire view; `online_peers` is for the dashboard."""
+"""Reads about who is online and what became of a message. Selectors return rows; `broker.wire` renders them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from broker.models import Presence
-from broker.services.presence import live_presences
+from django.db.models import Max
+
+from broker.models import Delivery, DeliveryState, Message, Presence
+from broker.services.liveness import live_presences
 from meshes.models import Member
-from protocol.encoding import iso_ms
 
 
-def peers_list(*, mesh_id: str, viewer_member_pubkey: str) -> list[dict[str, Any]]:
+def peers_list(*, mesh_id: str, viewer_member_pubkey: str) -> list[Presence]:
     """Live peers of the mesh incl. the viewer, oldest first; hidden ones only for their own member (§4.2)."""
-    peers = []
-    for p in live_presences().filter(mesh_id=mesh_id).order_by("connected_at", "id"):
-        if not p.visible and p.member_pubkey != viewer_member_pubkey:
-            continue
-        peers.append(peer_entry(p))
-    return peers
-
-
-def peer_entry(p: Presence) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "pubkey": p.routing_pubkey,
-        "memberPubkey": p.member_pubkey,
-        "displayName": p.display_name,
-        "status": p.status,
-        "summary": p.summary,
-        "groups": p.groups or [],
-        "sessionId": p.session_id,
-        "connectedAt": iso_ms(p.connected_at),
-        "cwd": p.cwd,
-    }
-    for key, value in (("hostname", p.hostname), ("peerType", p.peer_type), ("channel", p.channel), ("model", p.model)):
-        if value:
-            entry[key] = value
-    if p.stats is not None:
-        entry["stats"] = p.stats
-    entry["visible"] = p.visible
-    if p.profile:
-        entry["profile"] = p.profile
-    return entry
+    return [
+        p
+        for p in live_presences().filter(mesh_id=mesh_id).order_by("connected_at", "id")
+        if p.visible or p.member_pubkey == viewer_member_pubkey
+    ]
 
 
 def online_peers(*, mesh_id: str) -> list[dict[str, Any]]:
@@ -62,15 +41,27 @@ def online_peers(*, mesh_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def members_list(*, mesh_id: str) -> list[dict[str, Any]]:
+def members_list(*, mesh_id: str) -> list[Member]:
     """Every live member with an ed25519 key, online or not (wire extension `list_members`)."""
-    return [
-        {
-            "memberId": m.id,
-            "pubkey": m.pubkey,
-            "displayName": m.display_name,
-            "role": m.wire_role,
-            "groups": m.default_groups or [],
-        }
-        for m in Member.objects.filter(mesh_id=mesh_id, revoked_at=None, pubkey__isnull=False).order_by("joined_at")
-    ]
+    return list(Member.objects.filter(mesh_id=mesh_id, revoked_at=None, pubkey__isnull=False).order_by("joined_at"))
+
+
+@dataclass(frozen=True)
+class MessageStatus:
+    message: Message
+    deliveries: list[Delivery]  # with their recipient members
+    delivered_at: datetime | None  # when the last row was delivered, once every row is
+
+
+def message_status(*, mesh_id: str, message_id: Any) -> MessageStatus | None:
+    """What became of a message of this mesh (§3.11), or None when the mesh has no such message."""
+    if not isinstance(message_id, str):
+        return None
+    message = Message.objects.filter(pk=message_id, mesh_id=mesh_id).first()
+    if message is None:
+        return None
+    rows = list(Delivery.objects.filter(message=message).select_related("recipient_member").order_by("id"))
+    delivered_at = None
+    if rows and all(row.state == DeliveryState.DELIVERED for row in rows):
+        delivered_at = Delivery.objects.filter(message=message).aggregate(at=Max("delivered_at"))["at"]
+    return MessageStatus(message, rows, delivered_at)

@@ -1,4 +1,5 @@
-"""Frame shapes the broker writes (protocol.md §1.4, §3.8–3.10). Pure functions, no I/O."""
+"""Every frame shape the broker writes (protocol.md §1.4, §2.5, §3.8–3.11, §4.2, §5.2). Pure functions of
+rows and values, no I/O: a wire shape is built in exactly one place."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from typing import Any
 
 from django.utils import timezone
 
-from protocol.encoding import iso_ms
+from broker.presence_fields import clean_groups, stats_restored
+from meshes.wire import api_key_entry, api_key_revoke_body
+from protocol.encoding import iso_ms, iso_or_none
+from protocol.vocabulary import Priority, is_direct_target
+
+SELF_EDITABLE = {"displayName": True, "roleTag": True, "groups": True, "messageMode": True}
 
 # One encoder for every frame: json.dumps with non-default options builds a new encoder on each call.
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -74,7 +80,7 @@ def push(
     }
 
 
-def system_push(mesh_id: str, event: str, event_data: dict[str, Any], priority: str = "low") -> dict[str, Any]:
+def system_push(mesh_id: str, event: str, event_data: dict[str, Any], priority: str = Priority.LOW) -> dict[str, Any]:
     return {
         "type": "push",
         "messageId": str(uuid.uuid4()),
@@ -90,5 +96,134 @@ def system_push(mesh_id: str, event: str, event_data: dict[str, Any], priority: 
     }
 
 
-def iso_or_none(moment: datetime | None) -> str | None:
-    return iso_ms(moment) if moment else None
+def message_push(message: Any) -> dict[str, Any]:
+    """The `push` a recipient gets for a stored message (a row or a model instance): every delivery path."""
+    return push(
+        message_id=message.id,
+        mesh_id=message.mesh_id,
+        sender_pubkey=message.sender_pubkey,
+        priority=message.priority,
+        nonce=message.nonce,
+        ciphertext=message.ciphertext,
+        created_at=message.created_at,
+    )
+
+
+def hello_ack(*, presence: Any, member: Any, saved: Any | None, hello_groups: list[dict[str, str]]) -> dict[str, Any]:
+    """§2.5: the new presence, the member's profile, and what a returning member's saved state restores."""
+    ack: dict[str, Any] = {
+        "type": "hello_ack",
+        "presenceId": presence.id,
+        "memberDisplayName": presence.display_name,
+        "memberProfile": {
+            "roleTag": member.role_tag or None,
+            "groups": clean_groups(member.default_groups),
+            "messageMode": member.message_mode or "push",
+        },
+        "meshPolicy": {"selfEditable": dict(SELF_EDITABLE)},
+    }
+    if saved is not None:
+        ack["restored"] = True
+        if saved.last_summary:
+            ack["lastSummary"] = saved.last_summary
+        ack["lastSeenAt"] = iso_or_none(saved.last_seen_at)
+        if not hello_groups and saved.groups:
+            ack["restoredGroups"] = saved.groups
+        ack["restoredStats"] = stats_restored(saved.cumulative_stats)
+    ack.update({"services": [], "protocolVersion": 1, "deliveryAck": True})
+    return ack
+
+
+def peer_entry(presence: Any) -> dict[str, Any]:
+    """One entry of `peers_list` (§4.2)."""
+    p = presence
+    entry: dict[str, Any] = {
+        "pubkey": p.routing_pubkey,
+        "memberPubkey": p.member_pubkey,
+        "displayName": p.display_name,
+        "status": p.status,
+        "summary": p.summary,
+        "groups": p.groups or [],
+        "sessionId": p.session_id,
+        "connectedAt": iso_ms(p.connected_at),
+        "cwd": p.cwd,
+    }
+    for key, value in (("hostname", p.hostname), ("peerType", p.peer_type), ("channel", p.channel), ("model", p.model)):
+        if value:
+            entry[key] = value
+    if p.stats is not None:
+        entry["stats"] = p.stats
+    entry["visible"] = p.visible
+    if p.profile:
+        entry["profile"] = p.profile
+    return entry
+
+
+def message_status_result(status: Any) -> dict[str, Any]:
+    """§3.11 from a `selectors.MessageStatus`: delivered only when every row is."""
+    message, deliveries = status.message, status.deliveries
+    delivered = bool(deliveries) and all(row.is_delivered for row in deliveries)
+    recipients = [
+        {
+            "name": row.recipient_member.display_name,
+            "pubkey": row.recipient_session
+            if row.recipient_session and not row.recipient_session.startswith("sid:")
+            else (row.recipient_member.pubkey or ""),
+            "status": "delivered" if row.is_delivered else "held",
+        }
+        for row in deliveries
+    ]
+    if not recipients and is_direct_target(message.target_spec):
+        recipients = [{"name": "unknown", "pubkey": message.target_spec[:16], "status": "disconnected"}]
+    return {
+        "type": "message_status_result",
+        "messageId": message.id,
+        "targetSpec": message.target_spec,
+        "delivered": delivered,
+        "deliveredAt": iso_or_none(status.delivered_at) if delivered else None,
+        "recipients": recipients,
+    }
+
+
+def peers_list(presences: list[Any]) -> dict[str, Any]:
+    return {"type": "peers_list", "peers": [peer_entry(p) for p in presences]}
+
+
+def members_list(members: list[Any]) -> dict[str, Any]:
+    return {"type": "members_list", "members": [member_entry(m) for m in members]}
+
+
+def api_key_created(key: Any, secret: str) -> dict[str, Any]:
+    """The only frame that ever carries a key's secret."""
+    return {"type": "apikey_created", **api_key_entry(key), "secret": secret}
+
+
+def api_key_list_response(keys: list[Any]) -> dict[str, Any]:
+    return {"type": "apikey_list_response", "keys": [api_key_entry(key) for key in keys]}
+
+
+def api_key_revoke_response(outcome: Any) -> dict[str, Any]:
+    return {"type": "apikey_revoke_response", **api_key_revoke_body(outcome)}
+
+
+def invite_created(invite: Any, links: dict[str, str]) -> dict[str, Any]:
+    return {
+        "type": "invite_created",
+        "id": invite.id,
+        "code": invite.code,
+        "token": invite.token,
+        "url": links["joinUrl"],
+        "shortUrl": links["shortUrl"],
+        "expiresAt": iso_ms(invite.expires_at),
+    }
+
+
+def member_entry(member: Any) -> dict[str, Any]:
+    """One entry of `members_list` (wire extension `list_members`)."""
+    return {
+        "memberId": member.id,
+        "pubkey": member.pubkey,
+        "displayName": member.display_name,
+        "role": member.wire_role,
+        "groups": member.default_groups or [],
+    }

@@ -1,9 +1,12 @@
-"""One error type for every service: a stable `code`, a human message and the HTTP status it maps to."""
+"""What a service or selector raises when it refuses: a stable `code`, a human message and the HTTP status
+it maps to. `ServiceError` is a request that cannot be done as asked (a form shows it next to the field);
+`Forbidden` is an actor who may not ask (a page shows the 403). Callers that only report, like the JSON API
+and the broker, catch `MeshError`, which both are."""
 
 from __future__ import annotations
 
 
-class ServiceError(Exception):
+class MeshError(Exception):
     status = 400
 
     def __init__(self, code: str, message: str, *, status: int | None = None, **extra):
@@ -15,12 +18,12 @@ class ServiceError(Exception):
             self.status = status
 
 
+class ServiceError(MeshError):
+    pass
+
+
 class NotFound(ServiceError):
     status = 404
-
-
-class Forbidden(ServiceError):
-    status = 403
 
 
 class Conflict(ServiceError):
@@ -29,3 +32,7 @@ class Conflict(ServiceError):
 
 class Gone(ServiceError):
     status = 410
+
+
+class Forbidden(MeshError):
+    status = 403

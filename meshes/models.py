@@ -8,6 +8,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from meshes.keyvault import open_secret
+from protocol import vocabulary
 from protocol.ids import new_id
 
 
@@ -157,10 +158,10 @@ class Invite(models.Model):
 
 
 class ApiKeyCapability(models.TextChoices):
-    SEND = "send", "send"
-    READ = "read", "read"
-    STATE_WRITE = "state_write", "state_write"
-    ADMIN = "admin", "admin"
+    SEND = vocabulary.ApiKeyCapability.SEND.value, "send"
+    READ = vocabulary.ApiKeyCapability.READ.value, "read"
+    STATE_WRITE = vocabulary.ApiKeyCapability.STATE_WRITE.value, "state_write"
+    ADMIN = vocabulary.ApiKeyCapability.ADMIN.value, "admin"
 
 
 class ApiKey(models.Model):

@@ -52,6 +52,14 @@ def actor_for_staff(*, mesh: Mesh, user) -> Actor:
     return actor
 
 
+def actor_for_member(*, member_id: str, via: str = "broker") -> Actor:
+    """A connected peer's member, re-read on every request: a role change or revocation applies at once."""
+    member = Member.objects.select_related("mesh", "user").filter(pk=member_id).first()
+    if member is None or member.revoked_at is not None:
+        raise Forbidden("forbidden", "you are no longer a member of this mesh")
+    return Actor(mesh=member.mesh, member=member, via=via)
+
+
 def actor_for_api_key(*, api_key: ApiKey) -> Actor:
     return Actor(mesh=api_key.mesh, api_key=api_key, member=None, via="api")
 
@@ -66,6 +74,12 @@ def invites_for_mesh(*, mesh: Mesh) -> QuerySet[Invite]:
 
 def api_keys_for_mesh(*, mesh: Mesh) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(mesh=mesh).order_by("-created_at")
+
+
+def api_keys_for_manager(*, actor: Actor) -> QuerySet[ApiKey]:
+    """The mesh's keys, for its owner and admins only (what a peer or an admin key may list)."""
+    actor.require_manager()
+    return api_keys_for_mesh(mesh=actor.mesh)
 
 
 def audit_page(*, mesh: Mesh, page_number) -> Page:

@@ -21,7 +21,7 @@ from django.utils import timezone
 from meshes.actors import Actor
 from meshes.audit import audit_append
 from meshes.errors import Forbidden, Gone, NotFound, ServiceError
-from meshes.events import MeshEvent, publish_after_commit
+from meshes.events import MeshEvent, MeshEventKind, publish_after_commit
 from meshes.keyvault import seal_secret
 from meshes.models import ApiKey, ApiKeyCapability, Invite, Member, Mesh, Role
 from meshes.text import storable
@@ -141,7 +141,7 @@ def mesh_archive(*, actor: Actor) -> Mesh:
         mesh.archived_at = timezone.now()
         mesh.save(update_fields=["archived_at"])
         _audit(actor, "mesh_archived", {})
-        publish_after_commit(MeshEvent("mesh_archived", mesh.id))
+        publish_after_commit(MeshEvent(MeshEventKind.MESH_ARCHIVED, mesh.id))
     return mesh
 
 
@@ -171,7 +171,7 @@ def member_set_role(*, actor: Actor, member_id: str, role: str) -> Member:
         member.role = role
         member.save(update_fields=["role"])
         _audit(actor, "member_role_changed", {"memberId": member.id, "from": old_role, "to": role})
-        publish_after_commit(MeshEvent("member_role_changed", actor.mesh.id, {"memberId": member.id, "role": role}))
+        publish_after_commit(MeshEvent(MeshEventKind.MEMBER_ROLE_CHANGED, actor.mesh.id, {"memberId": member.id, "role": role}))
     return member
 
 
@@ -184,7 +184,7 @@ def member_remove(*, actor: Actor, member_id: str) -> Member:
     member.revoked_at = timezone.now()
     member.save(update_fields=["revoked_at"])
     _audit(actor, "member_removed", {"memberId": member.id, "pubkey": member.pubkey})
-    publish_after_commit(MeshEvent("member_revoked", actor.mesh.id, {"memberId": member.id}))
+    publish_after_commit(MeshEvent(MeshEventKind.MEMBER_REVOKED, actor.mesh.id, {"memberId": member.id}))
     return member
 
 
@@ -215,15 +215,18 @@ def invite_create(
     actor: Actor,
     role: str = Role.MEMBER,
     max_uses: Any = 1,
-    expires_in_days: Any = settings.INVITE_DEFAULT_DAYS,
+    expires_in_days: Any = None,
     preset: dict[str, Any] | None = None,
 ) -> Invite:
-    """Mint one invite in both forms: a v1 signed token and a v2 capability with a short code."""
+    """Mint one invite in both forms: a v1 signed token and a v2 capability with a short code.
+    `expires_in_days` None: the site's INVITE_DEFAULT_DAYS, read at call time."""
     actor.require_manager()
     _require_live_mesh(actor.mesh)
     if role not in (Role.ADMIN, Role.MEMBER):
         raise ServiceError("invalid_args", "role must be admin or member")
     uses = _check_int(max_uses, field="max uses", low=1, high=settings.INVITE_MAX_USES)
+    if expires_in_days is None:
+        expires_in_days = settings.INVITE_DEFAULT_DAYS
     days = _check_int(expires_in_days, field="expiry (days)", low=1, high=settings.INVITE_MAX_DAYS)
     mesh = actor.mesh
     newest_expiry = int((timezone.now() + timedelta(days=days)).timestamp())
@@ -497,27 +500,44 @@ def _check_capabilities(capabilities: Any) -> list[str]:
     return sorted(set(capabilities), key=ApiKeyCapability.values.index)
 
 
+def _check_expiry(value: Any) -> datetime | None:
+    """An aware future moment, or None. A time without an offset ("2030-01-01", as `claudemesh apikey create
+    --expires` passes it through) is UTC, as JavaScript's Date reads a date-only ISO string in the reference."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ServiceError("invalid_args", "expiresAt must be an ISO date") from None
+    if not isinstance(value, datetime):
+        raise ServiceError("invalid_args", "expiresAt must be an ISO date")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:  # 9999-12-31T23:59:59-14:00 is year 10000 in UTC: stored, no row of this mesh could be read back
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise ServiceError("invalid_args", "expiry is out of range") from None
+    if value <= timezone.now():
+        raise ServiceError("invalid_args", "expiry must be in the future")
+    return value
+
+
 @transaction.atomic
 def api_key_create(
     *,
     actor: Actor,
     label: Any,
     capabilities: Any,
-    expires_at: datetime | None = None,
+    expires_at: Any = None,
     topic_scopes: list[str] | None = None,
 ) -> tuple[ApiKey, str]:
-    """Returns the key and its secret. The secret exists only in this return value: store nothing else."""
+    """`expires_at`: a datetime, an ISO date or date-time string, or None. Returns the key and its secret. The secret exists only in this return value: store nothing else."""
     actor.require_manager()
     _require_live_mesh(actor.mesh)
     cleaned_label = _clean_name(label, field="label", min_length=1, max_length=100)
     caps = _check_capabilities(capabilities)
-    if expires_at is not None:
-        try:  # 9999-12-31T23:59:59-14:00 is year 10000 in UTC: stored, no row of this mesh could be read back
-            expires_at = expires_at.astimezone(UTC)
-        except OverflowError:
-            raise ServiceError("invalid_args", "expiry is out of range") from None
-        if expires_at <= timezone.now():
-            raise ServiceError("invalid_args", "expiry must be in the future")
+    expires_at = _check_expiry(expires_at)
     if topic_scopes is not None and (
         not isinstance(topic_scopes, list)
         or not all(isinstance(t, str) and t and not _CONTROL_CHARS.search(t) and storable(t) for t in topic_scopes)
@@ -548,14 +568,6 @@ class RevokeOutcome:
     status: str  # revoked | not_found | not_unique
     key_id: str | None = None
     matches: int | None = None
-
-    def as_wire(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"status": self.status}
-        if self.key_id:
-            body["id"] = self.key_id
-        if self.matches is not None:
-            body["matches"] = self.matches
-        return body
 
 
 @transaction.atomic

@@ -15,6 +15,7 @@ dashboard_patterns = [
     path("meshes/new/", home.mesh_create, name="mesh_create"),
     path("meshes/<str:mesh_id>/", mesh.mesh_detail, name="mesh"),
     path("meshes/<str:mesh_id>/live/", live.mesh_live, name="mesh_live"),
+    path("meshes/<str:mesh_id>/live.json", live.mesh_live, {"as_json": True}, name="mesh_live_json"),
     path("meshes/<str:mesh_id>/members/<str:member_id>/role/", mesh.member_role, name="member_role"),
     path("meshes/<str:mesh_id>/members/<str:member_id>/remove/", mesh.member_remove, name="member_remove"),
     path("meshes/<str:mesh_id>/invites/", invites.invite_list, name="invites"),

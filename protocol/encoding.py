@@ -59,6 +59,11 @@ def iso_ms(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def iso_or_none(moment: datetime | None) -> str | None:
+    """`iso_ms`, or None (JSON null) for a moment that is not set."""
+    return iso_ms(moment) if moment is not None else None
+
+
 def js_number(value: int | float) -> str:
     """Render a JSON number as JavaScript's `String(n)` does for the integers the wire carries.
 

@@ -1,8 +1,9 @@
-"""The hello handshake's signed string (protocol.md §2.3, client.md §6.1)."""
+"""The hello handshake: its signed string and its frame (protocol.md §2.2–2.3, client.md §6.1)."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from protocol.crypto import sign_detached_hex, verify_detached_hex
 from protocol.encoding import js_number
@@ -24,3 +25,35 @@ def hello_sign(*, mesh_id: str, member_id: str, pubkey: str, secret_hex: str, ti
 def hello_signature_valid(*, mesh_id: str, member_id: str, pubkey: str, timestamp: int | float, signature: str) -> bool:
     text = hello_canonical(mesh_id=mesh_id, member_id=member_id, pubkey=pubkey, timestamp=timestamp)
     return verify_detached_hex(pubkey, text.encode("utf-8"), signature)
+
+
+def hello_frame(
+    *,
+    mesh_id: str,
+    member_id: str,
+    pubkey: str,
+    secret_hex: str,
+    session_id: str,
+    pid: int,
+    cwd: str,
+    timestamp: int | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A signed `hello` (§2.2). `fields` are the optional ones in wire spelling (`sessionPubkey`, `groups`,
+    `deliveryAck`, ...); a None value is left out."""
+    stamp, signature = hello_sign(
+        mesh_id=mesh_id, member_id=member_id, pubkey=pubkey, secret_hex=secret_hex, timestamp=timestamp
+    )
+    frame: dict[str, Any] = {
+        "type": "hello",
+        "meshId": mesh_id,
+        "memberId": member_id,
+        "pubkey": pubkey,
+        "sessionId": session_id,
+        "pid": pid,
+        "cwd": cwd,
+        "timestamp": stamp,
+        "signature": signature,
+    }
+    frame.update({key: value for key, value in fields.items() if value is not None})
+    return frame

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import copy
+import uuid
+
 import pytest
 
 from meshes import selectors, services
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache_namespace(settings):
+    """Cached state (allauth's sign-up rate limits among it) never leaks between tests or runs: Redis outlives both."""
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["KEY_PREFIX"] = f"test-{uuid.uuid4().hex[:12]}"
+    settings.CACHES = caches
 
 
 @pytest.fixture

@@ -7,41 +7,28 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from broker import selectors, wire
-from broker.handlers import handler
-from broker.handlers.apikeys import actor_for_peer, run_service
+from broker.handlers.registry import handler, run_for_member
 from meshes import selectors as mesh_selectors
 from meshes import services as mesh_services
+from meshes.actors import Actor
 from meshes.models import Role
-from protocol.encoding import iso_ms
+
+# Wire names of invite_create's optional fields → the service's arguments; absent ones take its defaults.
+INVITE_FIELDS = {"maxUses": "max_uses", "expiresInDays": "expires_in_days"}
 
 
 @handler("list_members")
-async def handle_list_members(peer, frame) -> None:
-    members = await database_sync_to_async(selectors.members_list)(mesh_id=peer.mesh_id)
-    await peer.send_frame(wire.with_req_id({"type": "members_list", "members": members}, frame))
+async def handle_list_members(conn, frame) -> None:
+    members = await database_sync_to_async(selectors.members_list)(mesh_id=conn.mesh_id)
+    await conn.send_frame(wire.with_req_id(wire.members_list(members), frame))
 
 
-def invite_create_sync(peer, frame) -> dict[str, Any]:
-    actor = actor_for_peer(peer)
-    actor.require_manager()
-    invite = mesh_services.invite_create(
-        actor=actor,
-        role=frame.get("role") or Role.MEMBER,
-        max_uses=frame.get("maxUses", 1),
-        expires_in_days=frame.get("expiresInDays", 7),
-    )
-    links = mesh_selectors.invite_links(invite=invite)
-    return {
-        "type": "invite_created",
-        "id": invite.id,
-        "code": invite.code,
-        "token": invite.token,
-        "url": links["joinUrl"],
-        "shortUrl": links["shortUrl"],
-        "expiresAt": iso_ms(invite.expires_at),
-    }
+def _invite_create(actor: Actor, frame: dict[str, Any]) -> dict[str, Any]:
+    options = {argument: frame[name] for name, argument in INVITE_FIELDS.items() if name in frame}
+    invite = mesh_services.invite_create(actor=actor, role=frame.get("role") or Role.MEMBER, **options)
+    return wire.invite_created(invite, mesh_selectors.invite_links(invite=invite))
 
 
 @handler("invite_create")
-async def handle_invite_create(peer, frame) -> None:
-    await run_service(peer, frame, invite_create_sync)
+async def handle_invite_create(conn, frame) -> None:
+    await run_for_member(conn, frame, _invite_create)

@@ -1,7 +1,7 @@
 """Bearer API-key authentication for `/api/v1` (platform.md §2.6).
 
 A handler wrapped in `requires_key(capability)` gets the caller as an Actor bounded to the key's mesh; every
-ServiceError it raises becomes the JSON error body with the error's status.
+MeshError (ServiceError or Forbidden) it raises becomes the JSON error body with the error's status.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from meshes import selectors, services
 from meshes.actors import Actor
 from meshes.api.http import BadBody, error_response
-from meshes.errors import ServiceError
+from meshes.errors import MeshError
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def requires_key(capability: str | None = None) -> Callable[[Handler], Handler]:
                 if exc.too_large:
                     return error_response("payload_too_large", exc.message, 413)
                 return error_response("invalid_json", exc.message, 422)
-            except ServiceError as exc:
+            except MeshError as exc:
                 return error_response(exc.code, exc.message, exc.status, **exc.extra)
 
         return wrapped

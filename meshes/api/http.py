@@ -16,10 +16,13 @@ from protocol.encoding import iso_ms
 # The broker's JSON body cap (protocol.md §6): larger bodies get 413 before they are parsed.
 MAX_BROKER_BODY_BYTES = 65_536
 
+# Every cross-origin route (the API, the public routes, the broker's HTTP port) answers with these: one policy.
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type, Authorization",
+    "Access-Control-Allow-Headers": (
+        "Content-Type, Authorization, X-Mesh-Id, X-Member-Id, X-File-Name, X-Tags, X-Persistent, X-Target-Spec"
+    ),
 }
 
 

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, JsonResponse
-from django.utils.dateparse import parse_datetime
 
 from meshes import selectors, services
 from meshes.actors import Actor
 from meshes.api.auth import requires_key
 from meshes.api.http import error_response, iso, json_object, route
-from meshes.errors import ServiceError
-from meshes.models import ApiKey, ApiKeyCapability, Invite, Member
+from meshes.models import ApiKeyCapability, Invite, Member
+from meshes.wire import api_key_entry, api_key_revoke_body
 
 
 def _not_allowed(allowed: list[str]) -> JsonResponse:
@@ -64,31 +61,6 @@ def _invite_json(invite: Invite, *, with_links: bool) -> dict[str, Any]:
     return body
 
 
-def _api_key_json(key: ApiKey) -> dict[str, Any]:
-    """Never the secret or its hash: the secret exists only in the creation response."""
-    return {
-        "id": key.id,
-        "label": key.label,
-        "prefix": key.secret_prefix,
-        "capabilities": key.capabilities,
-        "topicScopes": key.topic_scopes,
-        "status": key.status(),
-        "createdAt": iso(key.created_at),
-        "lastUsedAt": iso(key.last_used_at),
-        "revokedAt": iso(key.revoked_at),
-        "expiresAt": iso(key.expires_at),
-    }
-
-
-def _optional_datetime(value: Any, *, field: str) -> datetime | None:
-    if value is None:
-        return None
-    parsed = parse_datetime(value) if isinstance(value, str) else None
-    if parsed is None or parsed.tzinfo is None:
-        raise ServiceError("invalid_args", f"{field} must be an ISO-8601 date-time with a timezone")
-    return parsed
-
-
 # --- handlers -------------------------------------------------------------------------------------------
 
 
@@ -131,7 +103,7 @@ def _invites_create(request: HttpRequest, actor: Actor) -> JsonResponse:
         actor=actor,
         role=body.get("role", "member"),
         max_uses=body.get("maxUses", 1),
-        expires_in_days=body.get("expiresInDays", settings.INVITE_DEFAULT_DAYS),
+        expires_in_days=body.get("expiresInDays"),
     )
     return JsonResponse(_invite_json(invite, with_links=True), status=201)
 
@@ -144,8 +116,8 @@ def _invite_revoke(request: HttpRequest, actor: Actor, invite_id: str) -> JsonRe
 
 @requires_key(ApiKeyCapability.ADMIN)
 def _api_keys_list(request: HttpRequest, actor: Actor) -> JsonResponse:
-    keys = selectors.api_keys_for_mesh(mesh=actor.mesh)
-    return JsonResponse({"keys": [_api_key_json(key) for key in keys]})
+    keys = selectors.api_keys_for_manager(actor=actor)
+    return JsonResponse({"keys": [api_key_entry(key) for key in keys]})
 
 
 @requires_key(ApiKeyCapability.ADMIN)
@@ -155,18 +127,18 @@ def _api_keys_create(request: HttpRequest, actor: Actor) -> JsonResponse:
         actor=actor,
         label=body.get("label"),
         capabilities=body.get("capabilities"),
-        expires_at=_optional_datetime(body.get("expiresAt"), field="expiresAt"),
+        expires_at=body.get("expiresAt"),
         topic_scopes=body.get("topicScopes"),
     )
     # The only response that ever carries the secret.
-    return JsonResponse({**_api_key_json(key), "secret": secret}, status=201)
+    return JsonResponse({**api_key_entry(key), "secret": secret}, status=201)
 
 
 @requires_key(ApiKeyCapability.ADMIN)
 def _api_keys_revoke(request: HttpRequest, actor: Actor) -> JsonResponse:
     body = json_object(request)
     outcome = services.api_key_revoke(actor=actor, key_ref=body.get("id"))
-    return JsonResponse(outcome.as_wire())
+    return JsonResponse(api_key_revoke_body(outcome))
 
 
 me = api_route(GET=_me)

@@ -22,7 +22,7 @@ def actor_or_404(request: HttpRequest, mesh_id: str) -> Actor:
         raise Http404("mesh not found") from None
 
 
-def forbidden_page(request: HttpRequest, *, actor: Actor | None, error: ServiceError) -> HttpResponse:
+def forbidden_page(request: HttpRequest, *, actor: Actor | None, error: Forbidden) -> HttpResponse:
     return render(
         request,
         "dashboard/forbidden.html",

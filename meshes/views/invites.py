@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from meshes import selectors, services
-from meshes.errors import Forbidden, ServiceError
+from meshes.errors import ServiceError
 from meshes.forms import InviteCreateForm
 from meshes.views.common import attach_error, error_status, mesh_context, mesh_view
 
@@ -49,8 +49,6 @@ def invite_create(request: HttpRequest, actor) -> HttpResponse:
             max_uses=form.cleaned_data["max_uses"],
             expires_in_days=form.cleaned_data["expires_in_days"],
         )
-    except Forbidden:
-        raise  # mesh_view renders the 403 page
     except ServiceError as error:
         attach_error(form, error)
         return _invites_page(request, actor, form=form, status=error_status(error))
@@ -78,8 +76,6 @@ def invite_detail(request: HttpRequest, actor, invite_id: str) -> HttpResponse:
 def invite_revoke(request: HttpRequest, actor, invite_id: str) -> HttpResponse:
     try:
         invite = services.invite_revoke(actor=actor, invite_id=invite_id)
-    except Forbidden:
-        raise  # mesh_view renders the 403 page
     except ServiceError as error:
         messages.error(request, error.message)
         return _invites_page(request, actor, status=error_status(error))

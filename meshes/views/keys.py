@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from meshes import selectors, services
-from meshes.errors import Forbidden, ServiceError
+from meshes.errors import ServiceError
 from meshes.forms import ApiKeyCreateForm, ApiKeyRevokeForm
 from meshes.views.common import attach_error, error_status, mesh_context, mesh_view
 
@@ -53,8 +53,6 @@ def api_key_create(request: HttpRequest, actor) -> HttpResponse:
             capabilities=form.cleaned_data["capabilities"],
             expires_at=timezone.now() + timedelta(days=days) if days else None,
         )
-    except Forbidden:
-        raise  # mesh_view renders the 403 page
     except ServiceError as error:
         attach_error(form, error)
         return _keys_page(request, actor, create_form=form, status=error_status(error))
@@ -87,8 +85,6 @@ def api_key_revoke(request: HttpRequest, actor) -> HttpResponse:
     key_ref = form.cleaned_data["key_ref"].strip()
     try:
         outcome = services.api_key_revoke(actor=actor, key_ref=key_ref)
-    except Forbidden:
-        raise  # mesh_view renders the 403 page
     except ServiceError as error:
         attach_error(form, error, field="key_ref")
         return _keys_page(request, actor, revoke_form=form, status=error_status(error))

@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from meshes import selectors, services
-from meshes.errors import Forbidden, ServiceError
+from meshes.errors import ServiceError
 from meshes.forms import ArchiveConfirmForm, MemberRoleForm, MeshNameForm
 from meshes.views.common import attach_error, error_status, mesh_context, mesh_view
 from meshes.views.live import live_context
@@ -37,8 +37,6 @@ def member_role(request: HttpRequest, actor, member_id: str) -> HttpResponse:
         return _mesh_page(request, actor, member_errors={member_id: "choose admin or member"}, status=400)
     try:
         member = services.member_set_role(actor=actor, member_id=member_id, role=form.cleaned_data["role"])
-    except Forbidden:
-        raise  # mesh_view renders the 403 page
     except ServiceError as error:
         return _mesh_page(request, actor, member_errors={member_id: error.message}, status=error_status(error))
     messages.success(request, f"{member.display_name} is now {member.get_role_display().lower()}.")
@@ -50,8 +48,6 @@ def member_role(request: HttpRequest, actor, member_id: str) -> HttpResponse:
 def member_remove(request: HttpRequest, actor, member_id: str) -> HttpResponse:
     try:
         member = services.member_remove(actor=actor, member_id=member_id)
-    except Forbidden:
-        raise  # mesh_view renders the 403 page
     except ServiceError as error:
         return _mesh_page(request, actor, member_errors={member_id: error.message}, status=error_status(error))
     messages.success(request, f"{member.display_name} was removed from the mesh.")
@@ -80,8 +76,6 @@ def mesh_rename(request: HttpRequest, actor) -> HttpResponse:
         return _settings_page(request, actor, rename_form=form, status=400)
     try:
         mesh = services.mesh_rename(actor=actor, name=form.cleaned_data["name"])
-    except Forbidden:
-        raise  # mesh_view renders the 403 page
     except ServiceError as error:
         attach_error(form, error, field="name")
         return _settings_page(request, actor, rename_form=form, status=error_status(error))
@@ -97,8 +91,6 @@ def mesh_archive(request: HttpRequest, actor) -> HttpResponse:
         return _settings_page(request, actor, archive_form=form, status=400)
     try:
         services.mesh_archive(actor=actor)
-    except Forbidden:
-        raise  # mesh_view renders the 403 page
     except ServiceError as error:
         attach_error(form, error)
         return _settings_page(request, actor, archive_form=form, status=error_status(error))

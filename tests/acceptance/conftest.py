@@ -187,9 +187,9 @@ async def authenticated(identity: Identity, **overrides) -> Socket:
 async def shutdown_broker() -> None:
     from django.db import connections
 
-    from broker.node import stop_current_node
+    from broker.worker import stop_current_worker
 
-    await stop_current_node()
+    await stop_current_worker()
     # channels-redis binds to the loop that first used it: the next test's loop gets a fresh layer object.
     from channels.layers import channel_layers
 

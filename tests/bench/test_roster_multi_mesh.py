@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from bench.plans import PlanSpec, build_plan
 from bench.roster import Roster, load_roster
-from broker.services.presence import check_hello, hello_lookup
+from broker.services.handshake import check_hello, hello_lookup
 from meshes.models import Member, Mesh
 from protocol.hello import hello_sign
 from tests.bench.fake_broker import make_roster

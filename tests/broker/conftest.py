@@ -169,9 +169,9 @@ async def connect():
             pass
     from django.db import connections
 
-    from broker.node import stop_current_node
+    from broker.worker import stop_current_worker
 
-    await stop_current_node()
+    await stop_current_worker()
     # channels-redis binds its receive machinery to the event loop that first used it; each test has its own
     # loop, so the next test gets a fresh layer object (a server process has one loop for its lifetime).
     from channels.layers import channel_layers

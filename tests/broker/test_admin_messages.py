@@ -30,11 +30,11 @@ async def test_api_keys_for_admins(make_member, connect):
     assert (await a.expect("apikey_revoke_response"))["status"] == "not_found"
     await a.send({"type": "apikey_revoke", "_reqId": "x"})
     error = await a.expect("error")
-    assert (error["code"], error["message"], error["_reqId"]) == ("invalid_args", "id required", "x")
+    assert (error["code"], error["message"], error["_reqId"]) == ("invalid_args", "give the key's id or an id prefix", "x")
     await a.send({"type": "apikey_create", "label": "", "capabilities": [], "_reqId": "bad"})
     error = await a.expect("error")
     assert (error["code"], error["message"], error["_reqId"]) == (
-        "invalid_args", "label and at least one capability required", "bad",
+        "invalid_args", "label must be 1–100 characters", "bad",
     )
 
 

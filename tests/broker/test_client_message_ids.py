@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from broker.models import Message
-from broker.services.messaging import _messages_by_client_id
+from broker.services.bulk import messages_by_client_id
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ def test_a_resend_is_found_only_for_the_sender_that_used_the_id(make_member, mes
     stored(mesh, alice, "x", 1)
     stored(mesh, bob, "y", 2)
 
-    found = _messages_by_client_id({(alice.id, "y"), (bob.id, "x"), (alice.id, "x")})
+    found = messages_by_client_id({(alice.id, "y"), (bob.id, "x"), (alice.id, "x")})
 
     assert found == {(alice.id, "x"): "msg-1"}
 
@@ -36,6 +36,6 @@ def test_a_batch_larger_than_one_query_finds_every_stored_pair(make_member, mesh
     for n in range(250):
         stored(mesh, alice, f"c{n}", n)
 
-    found = _messages_by_client_id({(alice.id, f"c{n}") for n in range(300)})
+    found = messages_by_client_id({(alice.id, f"c{n}") for n in range(300)})
 
     assert found == {(alice.id, f"c{n}"): f"msg-{n}" for n in range(250)}

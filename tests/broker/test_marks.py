@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from broker.models import Delivery, DeliveryState, Message
-from broker.services.messaging import DeliveredMark, deliveries_mark_delivered
+from broker.services.deliveries import DeliveredMark, deliveries_mark_delivered
 
 pytestmark = pytest.mark.django_db
 

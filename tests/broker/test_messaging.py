@@ -118,7 +118,8 @@ async def test_payload_too_large_and_bad_priority(make_member, connect):
     a = await connect(alice)
     await connect(bob)
     # Through the socket the 64 KiB frame limit bites first; the payload estimate is checked directly.
-    from broker.services.messaging import Sender, SendRejected, check_send
+    from broker.services.routing import Sender, SendRejected
+    from broker.services.sending import check_send
 
     sender = Sender(mesh_id="m", member_id="x", member_pubkey=alice.pubkey, session_pubkey=None, presence_id="p")
     with pytest.raises(SendRejected) as rejected:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from meshes import selectors, services
-from meshes.errors import ServiceError
+from meshes.errors import Forbidden, ServiceError
 from meshes.models import ApiKey, AuditEvent
+from meshes.wire import api_key_revoke_body
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,7 @@ def pad(prefix: str) -> str:
 
 
 def revoke(actor, ref):
-    return services.api_key_revoke(actor=actor, key_ref=ref).as_wire()
+    return api_key_revoke_body(services.api_key_revoke(actor=actor, key_ref=ref))
 
 
 def revoked_events(mesh):
@@ -127,7 +128,7 @@ def test_plain_member_cannot_revoke(owner_actor, keyed, mesh, make_user):
     Member.objects.create(mesh=mesh, user=user, display_name="m", role="member")
     member_actor = selectors.actor_for_user(mesh_id=mesh.id, user=user)
     key = keyed(pad("abcdef1"))
-    with pytest.raises(ServiceError) as caught:
+    with pytest.raises(Forbidden) as caught:
         revoke(member_actor, key.id)
     assert caught.value.status == 403
 

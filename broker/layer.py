@@ -1,0 +1,227 @@
+"""The channel layer between workers: each worker's address on it, and the five messages workers exchange,
+each with one constructor and one parser. The layer is only a doorbell: any message may be dropped
+(channels-redis capacity or expiry, Redis down), so sending never raises and the sweeps make up for a loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+from broker import conf, metrics
+
+logger = logging.getLogger(__name__)
+
+DeliverItem = tuple[str, str, str, str]  # (presence id, message id, priority, push frame text)
+
+
+@dataclass(frozen=True)
+class Deliver:
+    """Pushes of rows pre-claimed for connections on the receiving worker."""
+
+    kind: ClassVar[str] = "deliver"
+    items: list[DeliverItem]
+
+    def to_layer(self) -> dict[str, Any]:
+        return {"type": self.kind, "items": [list(item) for item in self.items]}
+
+    @classmethod
+    def from_layer(cls, message: dict[str, Any]) -> Deliver:
+        return cls([tuple(item) for item in message.get("items", ())])
+
+
+@dataclass(frozen=True)
+class Doorbell:
+    """These connections have pending rows: drain."""
+
+    kind: ClassVar[str] = "doorbell"
+    presences: list[str]
+
+    def to_layer(self) -> dict[str, Any]:
+        return {"type": self.kind, "presences": list(self.presences)}
+
+    @classmethod
+    def from_layer(cls, message: dict[str, Any]) -> Doorbell:
+        return cls(list(message.get("presences", ())))
+
+
+@dataclass(frozen=True)
+class Kick:
+    """Close one connection (replaced by a newer hello of the same session)."""
+
+    kind: ClassVar[str] = "kick"
+    presence: str
+    code: int = 1000
+    reason: str = ""
+
+    def to_layer(self) -> dict[str, Any]:
+        return {"type": self.kind, "presence": self.presence, "code": self.code, "reason": self.reason}
+
+    @classmethod
+    def from_layer(cls, message: dict[str, Any]) -> Kick:
+        return cls(message.get("presence", ""), message.get("code", 1000), message.get("reason", ""))
+
+
+@dataclass(frozen=True)
+class MeshBroadcast:
+    """A system event for every connection of a mesh, to every worker but its origin."""
+
+    kind: ClassVar[str] = "mesh_event"
+    origin: str
+    mesh: str
+    frame: dict[str, Any]
+    exclude_member: str | None = None
+    exclude_presence: str | None = None
+
+    def to_layer(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "origin": self.origin,
+            "mesh": self.mesh,
+            "frame": self.frame,
+            "exclude_member": self.exclude_member,
+            "exclude_presence": self.exclude_presence,
+        }
+
+    @classmethod
+    def from_layer(cls, message: dict[str, Any]) -> MeshBroadcast:
+        return cls(
+            message.get("origin", ""),
+            message["mesh"],
+            message["frame"],
+            message.get("exclude_member"),
+            message.get("exclude_presence"),
+        )
+
+
+@dataclass(frozen=True)
+class Evict:
+    """Close a revoked member's sockets (member None: every socket of an archived mesh), after an error frame."""
+
+    kind: ClassVar[str] = "evict"
+    origin: str
+    mesh: str
+    member: str | None
+    error: dict[str, Any]
+    code: int
+    reason: str
+
+    def to_layer(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "origin": self.origin,
+            "mesh": self.mesh,
+            "member": self.member,
+            "error": self.error,
+            "code": self.code,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_layer(cls, message: dict[str, Any]) -> Evict:
+        return cls(
+            message.get("origin", ""),
+            message["mesh"],
+            message.get("member"),
+            message["error"],
+            message["code"],
+            message["reason"],
+        )
+
+
+LayerMessage = Deliver | Doorbell | Kick | MeshBroadcast | Evict
+_PARSERS: dict[str, Callable[[dict[str, Any]], LayerMessage]] = {
+    cls.kind: cls.from_layer for cls in (Deliver, Doorbell, Kick, MeshBroadcast, Evict)
+}
+
+
+def parse(message: dict[str, Any]) -> LayerMessage | None:
+    """The message, or None for a kind this worker does not know (a newer worker's)."""
+    parser = _PARSERS.get(message.get("type"))
+    return parser(message) if parser is not None else None
+
+
+def shared_layer():
+    """The channel layer when it connects workers (Redis); None for the in-memory one: this process is the broker."""
+    layer = get_channel_layer()
+    if layer is None or isinstance(layer, InMemoryChannelLayer):
+        return None
+    return layer
+
+
+class WorkerLayer:
+    """This worker's address on the layer and its sends; every failure is logged and counted, never raised."""
+
+    def __init__(self) -> None:
+        self._layer = shared_layer()
+        self.remote = self._layer is not None
+        self.worker_id = f"local.{uuid.uuid4().hex}"
+
+    async def open(self) -> None:
+        if self.remote:
+            self.worker_id = await self._layer.new_channel("broker")
+            await self.join_group()
+
+    async def join_group(self) -> None:
+        """Group membership expires in channels-redis: called again at every heartbeat."""
+        if not self.remote:
+            return
+        try:
+            await self._layer.group_add(conf.WORKERS_GROUP, self.worker_id)
+        except Exception:
+            logger.warning("could not join the workers group; will retry at the next heartbeat", exc_info=True)
+
+    async def send(self, worker_id: str, message: LayerMessage) -> None:
+        if not self.remote:
+            return
+        try:
+            await self._layer.send(worker_id, message.to_layer())
+        except Exception:  # ChannelFull, Redis down: the sweep makes up for it
+            metrics.doorbells_dropped.inc()
+            logger.debug("channel-layer send to %s dropped", worker_id, exc_info=True)
+
+    async def send_all(self, message: LayerMessage) -> None:
+        if not self.remote:
+            return
+        try:
+            await self._layer.group_send(conf.WORKERS_GROUP, message.to_layer())
+        except Exception:
+            metrics.doorbells_dropped.inc()
+            logger.warning("channel-layer group send dropped", exc_info=True)
+
+    async def listen(self, on_message: Callable[[LayerMessage], Awaitable[None]]) -> None:
+        """Receive forever (a task): a failed receive is retried, a failed handler logged."""
+        while True:
+            try:
+                raw = await self._layer.receive(self.worker_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("channel-layer receive failed; retrying", exc_info=True)
+                await asyncio.sleep(1)
+                continue
+            try:
+                message = parse(raw)
+                if message is not None:
+                    await on_message(message)
+            except Exception:
+                logger.exception("handling a channel-layer message failed")
+
+
+def evict_everywhere_sync(message: Evict) -> None:
+    """From a process with no broker worker (a command, an HTTP-only process): ask the workers directly.
+    If that fails too, every worker's sweep notices revoked members and archived meshes within seconds."""
+    layer = shared_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(conf.WORKERS_GROUP, message.to_layer())
+    except Exception:
+        logger.warning("could not notify broker workers of %s", message, exc_info=True)

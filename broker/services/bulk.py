@@ -1,0 +1,160 @@
+"""Message and delivery rows, and the per-database bulk SQL the hot path needs: COPY and `unnest` joins on
+Postgres, plain statements on SQLite. Every function joins the caller's transaction."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import Q
+
+from broker.models import Delivery, DeliveryState, Message, Priority
+
+MESSAGE_COLUMNS = (
+    "id", "mesh_id", "sender_member_id", "sender_session_pubkey", "sender_pubkey", "target_spec", "priority",
+    "nonce", "ciphertext", "client_message_id", "created_at",
+)  # fmt: skip
+DELIVERY_COLUMNS = (
+    "message_id", "recipient_member_id", "recipient_session", "gated", "priority", "state", "claimed_by",
+    "claimed_at", "delivered_at",
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class MessageRow:
+    """Plain rows instead of model instances: the hot path inserts thousands per second."""
+
+    id: str
+    mesh_id: str
+    sender_member_id: str
+    sender_session_pubkey: str | None
+    sender_pubkey: str
+    target_spec: str
+    priority: str
+    nonce: str
+    ciphertext: str
+    client_message_id: str | None
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class DeliveryRow:
+    message_id: str
+    recipient_member_id: str
+    recipient_session: str | None = None
+    gated: bool = True
+    priority: str = Priority.NEXT
+    state: int = DeliveryState.PENDING
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+
+_message_values = operator.attrgetter(*MESSAGE_COLUMNS)  # row → tuple in C, in COPY column order
+_delivery_values = operator.attrgetter(*DELIVERY_COLUMNS)
+
+
+def rows_insert(*, messages: Iterable[MessageRow], deliveries: Iterable[DeliveryRow]) -> None:
+    _bulk_insert(Message, MESSAGE_COLUMNS, list(map(_message_values, messages)))
+    _bulk_insert(Delivery, DELIVERY_COLUMNS, list(map(_delivery_values, deliveries)))
+
+
+def _bulk_insert(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """COPY on Postgres, executemany elsewhere."""
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    names = ", ".join(quote(c) for c in columns)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            adapt = connection.ops.adapt_datetimefield_value
+            rows = [tuple(adapt(v) if isinstance(v, datetime) else v for v in row) for row in rows]
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})", rows)
+
+
+_BY_CLIENT_ID_SQL = (
+    "SELECT m.sender_member_id, m.client_message_id, m.id FROM unnest(%s::text[], %s::text[]) AS k(sender, client)"
+    " JOIN {t} AS m ON m.sender_member_id = k.sender AND m.client_message_id = k.client"
+    " WHERE m.client_message_id IS NOT NULL"
+)
+
+
+def messages_by_client_id(keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(sender member, clientMessageId) → messageId of what is already stored, found pair by pair through the
+    unique index. Two IN lists (any sender × any id) made Postgres scan the whole message table instead."""
+    if not keys:
+        return {}
+    pairs = sorted(keys)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _BY_CLIENT_ID_SQL.format(t=connection.ops.quote_name(Message._meta.db_table)),
+                [[sender for sender, _ in pairs], [client for _, client in pairs]],
+            )
+            return {(sender, client): message_id for sender, client, message_id in cursor.fetchall()}
+    found = {}
+    for start in range(0, len(pairs), 100):  # a bounded OR per query: SQLite limits expression depth
+        match = Q()
+        for sender, client in pairs[start : start + 100]:
+            match |= Q(sender_member_id=sender, client_message_id=client)
+        for row in Message.objects.filter(match).values_list("sender_member_id", "client_message_id", "id"):
+            found[(row[0], row[1])] = row[2]
+    return found
+
+
+_MARK_BY_CLAIM_SQL = (
+    "UPDATE {t} AS d SET state = %s, delivered_at = %s"
+    " FROM unnest(%s::text[], %s::text[]) AS a(message_id, claimed_by)"
+    " WHERE d.message_id = a.message_id AND d.claimed_by = a.claimed_by AND d.state < %s"
+)
+_MARK_BY_ACK_SQL = (
+    "UPDATE {t} AS d SET state = %s, delivered_at = %s"
+    " FROM unnest(%s::text[], %s::text[]{key_arrays}) AS a(message_id, member_id{key_names})"
+    " WHERE d.message_id = a.message_id AND d.recipient_member_id = a.member_id AND d.state < %s"
+    " AND (d.recipient_session IS NULL OR d.recipient_session IN ({key_list}))"
+)
+
+
+def _mark_by_ack_sql(table: str, key_slots: int) -> str:
+    names = [f"k{n}" for n in range(key_slots)]
+    return _MARK_BY_ACK_SQL.format(
+        t=table,
+        key_arrays=", %s::text[]" * key_slots,
+        key_names="".join(f", {name}" for name in names),
+        key_list=", ".join(f"a.{name}" for name in names),
+    )
+
+
+def mark_delivered_postgres(
+    *,
+    by_claim: list[tuple[str, str]],
+    by_ack: list[tuple[str, str, tuple[str, ...]]],
+    now: datetime,
+) -> int:
+    """Two UPDATEs joined against unnested arrays, whatever the number of sockets: (message, claimer) pairs for
+    rows written to ack-less sockets, (message, recipient member, its session keys) for push_acks."""
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    delivered = int(DeliveryState.DELIVERED)
+    done = 0
+    with connection.cursor() as cursor:
+        if by_claim:
+            message_ids, claimers = (list(column) for column in zip(*by_claim, strict=True))
+            cursor.execute(_MARK_BY_CLAIM_SQL.format(t=table), [delivered, now, message_ids, claimers, delivered])
+            done += cursor.rowcount
+        if by_ack:
+            message_ids = [message_id for message_id, _, _ in by_ack]
+            members = [member_id for _, member_id, _ in by_ack]
+            keys = [key_set for _, _, key_set in by_ack]
+            slots = max(1, max(len(k) for k in keys))
+            columns = [[k[n] if n < len(k) else None for k in keys] for n in range(slots)]
+            cursor.execute(_mark_by_ack_sql(table, slots), [delivered, now, message_ids, members, *columns, delivered])
+            done += cursor.rowcount
+    return done

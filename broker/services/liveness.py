@@ -1,0 +1,28 @@
+"""Who is live and what their status counts as: the reads that routing, drains and presence all start from."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from broker import conf
+from broker.models import Presence, Status, StatusSource
+
+
+def live_presences(*, now: datetime | None = None):
+    """Live = not disconnected and lease still fresh (a dead worker's rows drop out after the lease)."""
+    now = now or timezone.now()
+    return Presence.objects.filter(
+        disconnected_at=None, last_ping_at__gte=now - timedelta(seconds=conf.lease_seconds())
+    )
+
+
+def effective_status(*, status: str, source: str, updated_at: datetime, now: datetime | None = None) -> str:
+    """dnd sticks; a fresh hook status counts; anything else is idle (no transcript inference on a server)."""
+    now = now or timezone.now()
+    if status == Status.DND:
+        return Status.DND
+    if source == StatusSource.HOOK and updated_at >= now - timedelta(seconds=conf.HOOK_FRESH_WINDOW_SECONDS):
+        return status
+    return Status.IDLE

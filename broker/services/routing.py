@@ -1,0 +1,282 @@
+"""Who a send reaches (protocol.md §3.4–3.7): the routing context of a batch (a direct plan reads only its
+targets, a multicast plan the whole mesh), grants, hierarchical groups and status gating, and the delivery
+rows one send becomes. Pure of writes: `sending.messages_accept` inserts what the plans return.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q
+
+from broker.models import DeliveryState, PeerState, Presence, Status, session_key
+from broker.services.bulk import DeliveryRow
+from broker.services.liveness import effective_status, live_presences
+from meshes.models import Member
+from protocol.vocabulary import Priority, is_direct_target
+
+DEFAULT_GRANTS = ("read", "dm", "broadcast", "state-read")
+NO_PEER = "no connected peer for target (not online, or targetSpec is your own key without another session)"
+BLOCKED = "blocked by recipient grants (sender lacks dm capability)"
+IDLE, NOW = str(Status.IDLE), str(Priority.NOW)
+MEMBER_FIELDS = ("id", "mesh_id", "pubkey", "peer_grants", "default_groups")
+PRESENCE_FIELDS = (
+    "id", "mesh_id", "member_id", "session_id", "session_pubkey", "groups", "visible", "worker_id",
+    "status", "status_source", "status_updated_at",
+)  # fmt: skip
+
+
+class SendRejected(Exception):
+    def __init__(self, text: str, reason: str):
+        super().__init__(text)
+        self.text = text
+        self.reason = reason  # metrics label
+
+
+@dataclass(frozen=True)
+class Sender:
+    mesh_id: str
+    member_id: str
+    member_pubkey: str
+    session_pubkey: str | None
+    presence_id: str
+
+
+@dataclass
+class SendInput:
+    sender: Sender
+    target_spec: str
+    priority: str
+    nonce: str
+    ciphertext: str
+    client_message_id: str | None
+
+
+def grants_allow(grants: Any, *, sender: Sender, capability: str) -> bool:
+    """Member-key entry, else session-key entry, else the default set ([PY] §10 item 6)."""
+    if isinstance(grants, dict):
+        for key in (sender.member_pubkey, sender.session_pubkey):
+            if key and key in grants:
+                entry = grants[key]
+                return isinstance(entry, list) and capability in entry
+    return capability in DEFAULT_GRANTS
+
+
+def group_matches(groups: Any, name: str) -> bool:
+    """`@a` reaches members of `a`, `a/b`, `a/b/c` (hierarchical groups, §3.6)."""
+    if not isinstance(groups, list):
+        return False
+    prefix = name + "/"
+    return any(
+        isinstance(g, dict) and isinstance(g.get("name"), str) and (g["name"] == name or g["name"].startswith(prefix))
+        for g in groups
+    )
+
+
+def _can_take_now(presence: dict[str, Any], priority: str, now: datetime) -> bool:
+    status = effective_status(
+        status=presence["status"], source=presence["status_source"], updated_at=presence["status_updated_at"], now=now
+    )
+    return status == IDLE or priority == NOW
+
+
+# --- the routing context of a batch ------------------------------------------------------------------------
+
+
+@dataclass
+class RoutingContext:
+    now: datetime
+    worker_id: str
+    live: dict[str, list[dict[str, Any]]]  # mesh id → live connections, oldest first
+    saved: dict[str, dict[str, Any]]  # member id → saved groups / visibility (multicast only)
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    member_by_pubkey: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    session_owner: dict[tuple[str, str], str] = field(default_factory=dict)
+    live_by_member: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    live_by_session: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for rows in self.live.values():
+            for p in rows:
+                self.live_by_member.setdefault(p["member_id"], []).append(p)
+                if p["session_pubkey"]:
+                    self.live_by_session.setdefault((p["mesh_id"], p["session_pubkey"]), []).append(p)
+                    self.session_owner[(p["mesh_id"], p["session_pubkey"])] = p["member_id"]
+
+    def add_members(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            self.members[row["id"]] = row
+            self.member_by_pubkey[(row["mesh_id"], row["pubkey"])] = row
+
+    def unresolved_session_keys(self, inputs: list[SendInput]) -> set[str]:
+        """Direct targets that are neither a known member key nor a live session key."""
+        return {
+            item.target_spec
+            for item in inputs
+            if is_direct_target(item.target_spec)
+            and (item.sender.mesh_id, item.target_spec) not in self.member_by_pubkey
+            and (item.sender.mesh_id, item.target_spec) not in self.session_owner
+        }
+
+    def adopt_offline_sessions(self, history: list[dict[str, Any]]) -> None:
+        """An offline session key's owner, from its past connections (its messages wait for it to come back)."""
+        for row in history:
+            if row["member_id"] in self.members:
+                self.session_owner[(row["mesh_id"], row["session_pubkey"])] = row["member_id"]
+
+
+def routing_context(*, inputs: list[SendInput], worker_id: str, now: datetime) -> RoutingContext:
+    """What routing a batch needs. A batch of direct messages reads only its targets' member and presence rows,
+    so its cost does not grow with the mesh; a multicast needs every member and connection of the mesh."""
+    mesh_ids = {item.sender.mesh_id for item in inputs}
+    targets = {item.target_spec for item in inputs}
+    if all(is_direct_target(target) for target in targets):
+        return _direct_context(inputs, mesh_ids, targets, worker_id, now)
+    return _multicast_context(inputs, mesh_ids, worker_id, now)
+
+
+def _direct_context(inputs, mesh_ids: set[str], targets: set[str], worker_id: str, now: datetime) -> RoutingContext:
+    presences = live_presences(now=now).filter(mesh_id__in=mesh_ids)
+    presences = presences.filter(Q(member_pubkey__in=targets) | Q(session_pubkey__in=targets))
+    ctx = RoutingContext(now, worker_id, _live_by_mesh(presences), saved={})
+    owners = set(ctx.live_by_member)  # the targets themselves, and the owners of targeted session keys
+    ctx.add_members(_mesh_members(mesh_ids).filter(Q(pubkey__in=targets) | Q(id__in=owners)).values(*MEMBER_FIELDS))
+    history = _session_history(ctx, inputs, mesh_ids)
+    missing = {row["member_id"] for row in history} - ctx.members.keys()
+    if missing:
+        ctx.add_members(_mesh_members(mesh_ids).filter(id__in=missing).values(*MEMBER_FIELDS))
+    ctx.adopt_offline_sessions(history)
+    return ctx
+
+
+def _multicast_context(inputs, mesh_ids: set[str], worker_id: str, now: datetime) -> RoutingContext:
+    presences = live_presences(now=now).filter(mesh_id__in=mesh_ids)
+    saved = {
+        row["member_id"]: row
+        for row in PeerState.objects.filter(mesh_id__in=mesh_ids).values("member_id", "groups", "visible")
+    }
+    ctx = RoutingContext(now, worker_id, _live_by_mesh(presences), saved=saved)
+    ctx.add_members(_mesh_members(mesh_ids).values(*MEMBER_FIELDS))
+    ctx.adopt_offline_sessions(_session_history(ctx, inputs, mesh_ids))
+    return ctx
+
+
+def _live_by_mesh(presences) -> dict[str, list[dict[str, Any]]]:
+    live: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in presences.order_by("connected_at").values(*PRESENCE_FIELDS):
+        live[row["mesh_id"]].append(row)
+    return live
+
+
+def _mesh_members(mesh_ids: set[str]):
+    return Member.objects.filter(mesh_id__in=mesh_ids, revoked_at=None, pubkey__isnull=False)
+
+
+def _session_history(ctx: RoutingContext, inputs: list[SendInput], mesh_ids: set[str]) -> list[dict[str, Any]]:
+    unresolved = ctx.unresolved_session_keys(inputs)
+    if not unresolved:
+        return []
+    return list(
+        Presence.objects.filter(mesh_id__in=mesh_ids, session_pubkey__in=unresolved)
+        .order_by("connected_at")
+        .values("mesh_id", "session_pubkey", "member_id")
+    )
+
+
+# --- plans: one send → its delivery rows -------------------------------------------------------------------
+
+
+def _pre_claim(ctx: RoutingContext, presence: dict[str, Any], delivery: DeliveryRow, claimed: list) -> None:
+    """Claim the row for a live connection in the send's own transaction: its worker pushes it from memory,
+    without a drain query. If the push never happens (the layer dropped it, the socket closed), the row is
+    re-sent by the retransmit sweep of the claimer's worker or released when the claimer closes."""
+    delivery.state = DeliveryState.IN_FLIGHT
+    delivery.claimed_by = presence["id"]
+    delivery.claimed_at = ctx.now
+    claimed.append((presence["worker_id"], presence["id"]))
+
+
+def plan_direct(
+    item: SendInput, ctx: RoutingContext, message_id: str, claimed: list[tuple[str, str]]
+) -> list[DeliveryRow]:
+    sender, target = item.sender, item.target_spec
+    member = ctx.member_by_pubkey.get((sender.mesh_id, target))
+    if member is not None:
+        candidates = [p for p in ctx.live_by_member.get(member["id"], ()) if p["id"] != sender.presence_id]
+        recipient_session = None
+        if member["id"] == sender.member_id:
+            # To one's own member key: another session of ours, never the sending connection itself.
+            if not candidates:
+                raise SendRejected(NO_PEER, "no_recipient")
+            recipient_session = session_key(candidates[0]["session_pubkey"], candidates[0]["session_id"])
+            candidates = candidates[:1]
+    else:
+        owner_id = ctx.session_owner.get((sender.mesh_id, target))
+        if owner_id is None or target == sender.session_pubkey:
+            raise SendRejected(NO_PEER, "no_recipient")
+        member = ctx.members[owner_id]
+        candidates = [
+            p for p in ctx.live_by_session.get((sender.mesh_id, target), ()) if p["id"] != sender.presence_id
+        ]
+        recipient_session = target
+    if not grants_allow(member["peer_grants"], sender=sender, capability="dm"):
+        raise SendRejected(BLOCKED, "blocked")
+    delivery = DeliveryRow(
+        message_id=message_id,
+        recipient_member_id=member["id"],
+        recipient_session=recipient_session,
+        gated=True,
+        priority=item.priority,
+    )
+    ready = [p for p in candidates if _can_take_now(p, item.priority, ctx.now)]
+    if ready:  # exactly one session of the member gets it; prefer one on this worker
+        ready.sort(key=lambda p: p["worker_id"] != ctx.worker_id)
+        _pre_claim(ctx, ready[0], delivery, claimed)
+    return [delivery]
+
+
+def plan_multicast(
+    item: SendInput, ctx: RoutingContext, message_id: str, claimed: list[tuple[str, str]]
+) -> list[DeliveryRow]:
+    sender, target = item.sender, item.target_spec
+    group = None if target in ("*", "@all") else target[1:]
+    deliveries = []
+    online_members = set()
+    for presence in ctx.live.get(sender.mesh_id, []):
+        online_members.add(presence["member_id"])
+        if presence["id"] == sender.presence_id or not presence["visible"]:
+            continue
+        if group is not None and not group_matches(presence["groups"], group):
+            continue
+        member = ctx.members.get(presence["member_id"])
+        if member is None or not grants_allow(member["peer_grants"], sender=sender, capability="broadcast"):
+            continue
+        delivery = DeliveryRow(
+            message_id=message_id,
+            recipient_member_id=member["id"],
+            recipient_session=session_key(presence["session_pubkey"], presence["session_id"]),
+            gated=False,
+            priority=item.priority,
+        )
+        _pre_claim(ctx, presence, delivery, claimed)
+        deliveries.append(delivery)
+    # Better than the reference: matching members who are offline get it when they come back.
+    for member in ctx.members.values():
+        if member["mesh_id"] != sender.mesh_id or member["id"] in online_members or member["id"] == sender.member_id:
+            continue
+        saved = ctx.saved.get(member["id"])
+        if saved is not None and not saved["visible"]:
+            continue
+        groups = saved["groups"] if saved and saved["groups"] else member["default_groups"]
+        if group is not None and not group_matches(groups, group):
+            continue
+        if not grants_allow(member["peer_grants"], sender=sender, capability="broadcast"):
+            continue
+        deliveries.append(
+            DeliveryRow(message_id=message_id, recipient_member_id=member["id"], gated=False, priority=item.priority)
+        )
+    return deliveries

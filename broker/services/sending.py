@@ -1,0 +1,124 @@
+"""Accepting sends (protocol.md §3.3, docs/wire-extensions.md): the checks that need no database, then a
+batch of sends in one transaction. Durable first: a send is acknowledged only after its message and
+per-recipient delivery rows committed; a retried clientMessageId gets the stored messageId and nothing new.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from broker import conf, wire
+from broker.services.bulk import DeliveryRow, MessageRow, messages_by_client_id, rows_insert
+from broker.services.routing import (
+    NO_PEER,
+    Sender,
+    SendInput,
+    SendRejected,
+    plan_direct,
+    plan_multicast,
+    routing_context,
+)
+from meshes.text import storable
+from protocol.ids import new_id
+from protocol.vocabulary import PRIORITIES, Priority, is_direct_target
+
+CLIENT_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_PRIORITIES = frozenset(PRIORITIES)  # a set: per-message checks must not rebuild a list
+
+
+@dataclass
+class SendOutcome:
+    message_id: str = ""
+    error: str | None = None
+    reject_reason: str | None = None
+    frame: dict[str, Any] | None = None
+    # Pre-claimed rows, pushed straight from memory: (worker id, presence id). No drain query needed.
+    claimed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def js_length(text: str) -> int:
+    """JavaScript string length (UTF-16 code units), as the reference measures payloads."""
+    if text.isascii():  # C-speed fast path for the usual base64 payloads
+        return len(text)
+    return len(text.encode("utf-16-le")) // 2
+
+
+def check_send(frame: dict[str, Any], sender: Sender) -> SendInput:
+    """Shape and size checks that need no database (§3.3 step 2)."""
+    target, nonce, ciphertext = frame.get("targetSpec"), frame.get("nonce"), frame.get("ciphertext")
+    if not isinstance(target, str) or not target or not isinstance(nonce, str) or not isinstance(ciphertext, str):
+        raise SendRejected("invalid send: targetSpec, nonce and ciphertext are required strings", "parse_or_handler")
+    if not (storable(target) and storable(nonce) and storable(ciphertext)):
+        raise SendRejected("invalid send: NUL characters and unpaired surrogates cannot be stored", "parse_or_handler")
+    size = js_length(ciphertext) + js_length(nonce) + js_length(target)
+    limit = conf.max_message_bytes()
+    if size > limit:
+        raise SendRejected(f"payload too large: {size} bytes > MAX_MESSAGE_BYTES={limit}", "too_large")
+    priority = frame.get("priority", Priority.NEXT)
+    if priority is None:
+        priority = Priority.NEXT
+    if not isinstance(priority, str) or priority not in _PRIORITIES:  # a list or dict is unhashable
+        raise SendRejected("invalid priority: must be now, next or low", "parse_or_handler")
+    client_message_id = frame.get("clientMessageId")
+    if client_message_id is not None and (
+        not isinstance(client_message_id, str) or not CLIENT_MESSAGE_ID.fullmatch(client_message_id)
+    ):
+        raise SendRejected("invalid clientMessageId: 1-64 chars [A-Za-z0-9_.:-]", "parse_or_handler")
+    if target.startswith("#"):
+        raise SendRejected("topics are not supported by this broker", "no_recipient")
+    if not (target in ("*", "@all") or target.startswith("@") or is_direct_target(target)):
+        raise SendRejected(NO_PEER, "no_recipient")
+    return SendInput(sender, target, str(priority), nonce, ciphertext, client_message_id)
+
+
+@transaction.atomic
+def messages_accept(*, inputs: list[SendInput], worker_id: str) -> list[SendOutcome]:
+    """Accept a batch of sends in one transaction: resolve recipients, insert messages and deliveries."""
+    now = timezone.now()
+    ctx = routing_context(inputs=inputs, worker_id=worker_id, now=now)
+    existing = messages_by_client_id(
+        {(item.sender.member_id, item.client_message_id) for item in inputs if item.client_message_id}
+    )
+    messages: list[MessageRow] = []
+    deliveries: list[DeliveryRow] = []
+    outcomes = []
+    for item in inputs:
+        outcome = SendOutcome()
+        outcomes.append(outcome)
+        sender = item.sender
+        if item.client_message_id and (sender.member_id, item.client_message_id) in existing:
+            outcome.message_id = existing[(sender.member_id, item.client_message_id)]
+            continue  # idempotent retry: same messageId, no second delivery
+        message = MessageRow(
+            id=new_id(),
+            mesh_id=sender.mesh_id,
+            sender_member_id=sender.member_id,
+            sender_session_pubkey=sender.session_pubkey,
+            sender_pubkey=sender.session_pubkey or sender.member_pubkey,
+            target_spec=item.target_spec,
+            priority=item.priority,
+            nonce=item.nonce,
+            ciphertext=item.ciphertext,
+            client_message_id=item.client_message_id,
+            created_at=now,
+        )
+        plan = plan_direct if is_direct_target(item.target_spec) else plan_multicast
+        try:
+            planned = plan(item, ctx, message.id, outcome.claimed)
+        except SendRejected as rejected:
+            outcome.error, outcome.reject_reason = rejected.text, rejected.reason
+            outcome.claimed.clear()
+            continue
+        if item.client_message_id:
+            existing[(sender.member_id, item.client_message_id)] = message.id
+        messages.append(message)
+        deliveries.extend(planned)
+        outcome.message_id = message.id
+        outcome.frame = wire.message_push(message)
+    rows_insert(messages=messages, deliveries=deliveries)
+    return outcomes

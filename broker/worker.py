@@ -1,0 +1,142 @@
+"""One worker per broker process (per event loop): builds its parts and starts their tasks. The parts call
+one way: sweeper → close path → fan-out → registry → connection, pipelines → fan-out; none of them knows
+the worker, and a connection knows only the three hooks it is handed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import connections
+
+from broker import conf
+from broker.closing import ClosePath
+from broker.connection import Connection, ConnectionHooks
+from broker.fanout import Fanout
+from broker.inflight import InflightLedger
+from broker.layer import WorkerLayer
+from broker.pipelines import MarkPipeline, SendPipeline
+from broker.ratelimit import SharedTokenBuckets, TokenBuckets
+from broker.registry import ConnectionRegistry
+from broker.sweeper import Sweeper
+
+
+class Worker:
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        switch = conf.switch_interval_seconds()
+        if switch is not None:
+            # The DB threads come back from every Postgres round trip needing the GIL while the event loop holds
+            # it; with Python's default 5 ms they may wait that long each time, several times per batch.
+            sys.setswitchinterval(switch)
+        self.layer = WorkerLayer()
+        self.registry = ConnectionRegistry()
+        self.fanout = Fanout(registry=self.registry, layer=self.layer)
+        self.inflight = InflightLedger()
+        burst, per_min = conf.send_rate()
+        self.send_buckets = TokenBuckets(burst=burst, per_minute=per_min)
+        self.shared_send_buckets = _shared_buckets(self.layer, self.send_buckets, burst, per_min)
+        # Postgres takes concurrent writers; SQLite (one writer) keeps everything on Django's shared DB thread.
+        self.executors: list[ThreadPoolExecutor] = []
+        if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+            self.executors = [ThreadPoolExecutor(1, thread_name_prefix=f"broker-{n}") for n in ("sends", "marks")]
+        send_executor, mark_executor = (self.executors + [None, None])[:2]
+        self.sends = SendPipeline(
+            registry=self.registry,
+            fanout=self.fanout,
+            buckets=self.send_buckets,
+            shared_buckets=self.shared_send_buckets,
+            executor=send_executor,
+        )
+        self.marks = MarkPipeline(inflight=self.inflight, executor=mark_executor)
+        self.closes = ClosePath(registry=self.registry, marks=self.marks.batcher, fanout=self.fanout)
+        self.sweeper = Sweeper(
+            registry=self.registry,
+            layer=self.layer,
+            fanout=self.fanout,
+            closes=self.closes,
+            inflight=self.inflight,
+            buckets=self.send_buckets,
+            backlog_seconds=lambda: max(self.sends.batcher.backlog_seconds(), self.marks.batcher.backlog_seconds()),
+        )
+        self.hooks = ConnectionHooks(written=self.marks.written, acknowledged=self.marks.acknowledged, closed=self.closes.closed)
+        self._tasks: list[asyncio.Task] = []
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    @property
+    def worker_id(self) -> str:
+        return self.layer.worker_id
+
+    async def ensure_started(self) -> None:
+        if self._started:
+            return
+        async with self._start_lock:
+            if self._started:
+                return
+            if self.layer.remote:
+                await self.layer.open()
+                self._tasks.append(asyncio.ensure_future(self.layer.listen(self.fanout.on_layer_message)))
+            self._tasks.append(asyncio.ensure_future(Sweeper.every(conf.heartbeat_seconds(), self.sweeper.heartbeat)))
+            self._tasks.append(asyncio.ensure_future(Sweeper.every(conf.sweep_seconds(), self.sweeper.sweep)))
+            self._started = True
+
+    def connection(self, *, send, close_socket, ip: str) -> Connection:
+        return Connection(send=send, close_socket=close_socket, ip=ip, hooks=self.hooks)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:  # bounded: a channel-layer receive may take a moment to notice the cancellation
+            await asyncio.wait(self._tasks, timeout=2)
+        await self.sends.batcher.drain()
+        await self.marks.batcher.drain()
+        if self.shared_send_buckets is not None:
+            await self.shared_send_buckets.close()
+        for executor in self.executors:  # their DB connections must not outlive the worker
+            await asyncio.get_running_loop().run_in_executor(executor, connections.close_all)
+            executor.shutdown(wait=False)
+
+
+def _shared_buckets(layer: WorkerLayer, local: TokenBuckets, burst: int, per_min: int) -> SharedTokenBuckets | None:
+    """Send limits shared by every worker (Redis), when there are other workers; the local buckets stand in
+    whenever Redis does not answer."""
+    redis_url = getattr(settings, "REDIS_URL", "")
+    if not (layer.remote and redis_url and conf.get("BROKER_SHARED_RATE_LIMIT", True)):
+        return None
+    return SharedTokenBuckets(
+        redis_url=redis_url,
+        prefix=conf.get("CHANNEL_LAYERS", {}).get("default", {}).get("CONFIG", {}).get("prefix", "claudemesh"),
+        burst=burst,
+        per_minute=per_min,
+        fallback=local,
+    )
+
+
+_worker: Worker | None = None
+
+
+def get_worker() -> Worker:
+    """The worker of the running event loop (tests run one loop per test, servers one per process)."""
+    global _worker
+    loop = asyncio.get_running_loop()
+    if _worker is None or _worker.loop is not loop:
+        _worker = Worker(loop)
+    return _worker
+
+
+def current_worker() -> Worker | None:
+    return _worker
+
+
+async def stop_current_worker() -> None:
+    """Cancel the periodic jobs and listener (tests, graceful shutdown)."""
+    global _worker
+    worker = _worker
+    if worker is None:
+        return
+    await worker.stop()
+    _worker = None

@@ -1,0 +1,40 @@
+"""The wire's closed vocabularies (protocol.md §3.3, §4.3; platform.md API keys): one spelling for both sides.
+
+The server's model choices take their values from here, so a new word is added once.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+DIRECT_TARGET = re.compile(r"^[0-9a-fA-F]{64}$")  # a member or session ed25519 key, in hex
+
+
+class Priority(StrEnum):
+    NOW = "now"
+    NEXT = "next"
+    LOW = "low"
+
+
+class Status(StrEnum):
+    IDLE = "idle"
+    WORKING = "working"
+    DND = "dnd"
+
+
+class ApiKeyCapability(StrEnum):
+    SEND = "send"
+    READ = "read"
+    STATE_WRITE = "state_write"
+    ADMIN = "admin"
+
+
+PRIORITIES: tuple[str, ...] = tuple(Priority)
+STATUSES: tuple[str, ...] = tuple(Status)
+API_KEY_CAPABILITIES: tuple[str, ...] = tuple(ApiKeyCapability)
+
+
+def is_direct_target(target_spec: str) -> bool:
+    """A target spec naming one key (not `*`, `@group` or `#topic`)."""
+    return DIRECT_TARGET.fullmatch(target_spec) is not None
