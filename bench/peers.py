@@ -17,7 +17,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.roster import Roster, RosterMember
-from protocol.hello import hello_sign
+from protocol.hello import hello_frame
 
 # A push_ack frame carries many 32-char ids; stay far below the broker's 64 KiB frame limit.
 PUSH_ACK_BATCH = 500
@@ -62,15 +62,11 @@ class Peer:
                                 close_timeout=2, max_size=2**20, max_queue=None)
         self._hello = asyncio.get_running_loop().create_future()
         self._reader = asyncio.create_task(self._read())
-        stamp, signature = hello_sign(mesh_id=self.mesh_id, member_id=self.member.member_id,
-                                      pubkey=self.member.pubkey, secret_hex=self.member.secret_key)
-        hello = {
-            "type": "hello", "meshId": self.mesh_id, "memberId": self.member.member_id,
-            "pubkey": self.member.pubkey, "sessionId": self.session_id, "pid": os.getpid(),
-            "cwd": "/bench", "peerType": "ai", "channel": "bench", "timestamp": stamp, "signature": signature,
-        }
-        if self.want_delivery_ack:
-            hello["deliveryAck"] = True
+        hello = hello_frame(
+            mesh_id=self.mesh_id, member_id=self.member.member_id, pubkey=self.member.pubkey,
+            secret_hex=self.member.secret_key, session_id=self.session_id, pid=os.getpid(), cwd="/bench",
+            peerType="ai", channel="bench", deliveryAck=True if self.want_delivery_ack else None,
+        )
         await self.ws.send(json.dumps(hello))
         await asyncio.wait_for(asyncio.shield(self._hello), timeout)
         if self.delivery_ack:

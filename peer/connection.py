@@ -32,7 +32,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from peer.config import MeshEntry, debug_enabled
 from protocol.crypto import SigningKeypair
 from protocol.envelope import WireEnvelope
-from protocol.hello import hello_sign
+from protocol.hello import hello_frame
 
 BACKOFF_SECONDS = (1, 2, 4, 8, 16, 30)
 HELLO_TIMEOUT = 5.0
@@ -223,33 +223,22 @@ class MeshConnection:
             self._record_close(ws)
 
     async def _handshake(self, ws: ClientConnection) -> list[dict[str, Any]]:
-        timestamp, signature = hello_sign(
+        hello = hello_frame(
             mesh_id=self.mesh.mesh_id,
             member_id=self.mesh.member_id,
             pubkey=self.mesh.pubkey,
             secret_hex=self.mesh.secret_key,
+            session_id=self.options.session_id,
+            pid=os.getpid(),
+            cwd=self.options.cwd,
+            sessionPubkey=self.session.public_hex,
+            hostname=socket.gethostname(),
+            peerType="ai",
+            channel=self.options.channel,
+            displayName=self.options.display_name or None,
+            model=os.environ.get("CLAUDE_MODEL") or None,
+            deliveryAck=True if self.options.want_delivery_ack else None,
         )
-        hello: dict[str, Any] = {
-            "type": "hello",
-            "meshId": self.mesh.mesh_id,
-            "memberId": self.mesh.member_id,
-            "pubkey": self.mesh.pubkey,
-            "sessionPubkey": self.session.public_hex,
-            "sessionId": self.options.session_id,
-            "pid": os.getpid(),
-            "cwd": self.options.cwd,
-            "hostname": socket.gethostname(),
-            "peerType": "ai",
-            "channel": self.options.channel,
-            "timestamp": timestamp,
-            "signature": signature,
-        }
-        if self.options.display_name:
-            hello["displayName"] = self.options.display_name
-        if os.environ.get("CLAUDE_MODEL"):
-            hello["model"] = os.environ["CLAUDE_MODEL"]
-        if self.options.want_delivery_ack:
-            hello["deliveryAck"] = True
         await ws.send(json.dumps(hello))
         early: list[dict[str, Any]] = []
         refused = False

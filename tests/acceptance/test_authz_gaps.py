@@ -25,16 +25,9 @@ from hypothesis import strategies as st
 from meshes import selectors, services
 from meshes.models import ApiKey, Invite, Member, Role
 from protocol.hello import hello_sign
-from tests.acceptance.conftest import (
-    assert_clear_error,
-    authenticated,
-    db,
-    hello_frame,
-    new_identity,
-    open_socket,
-    record_results,
-    shutdown_broker,
-)
+from tests.support.acceptance import assert_clear_error, authenticated, hello_frame, record_results
+from tests.support.identities import new_identity
+from tests.support.sockets import db, open_socket, shutdown_broker
 
 FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
@@ -47,7 +40,7 @@ async def broker():
 
 async def refused(frame: dict) -> tuple[dict, tuple[int, str]]:
     sock = await open_socket()
-    await sock.send_obj(frame)
+    await sock.send(frame)
     error = await sock.expect("error")
     closed = await sock.expect("__closed__")
     return error, (closed["code"], closed["reason"])
@@ -99,10 +92,10 @@ async def test_replay_inside_the_window_only_takes_over_its_own_session(broker, 
     alice = await db(new_identity)(mesh, "alice")
     frame = hello_frame(alice)
     original = await open_socket()
-    await original.send_obj(frame)
+    await original.send(frame)
     await original.expect("hello_ack")
     replay = await open_socket()
-    await replay.send_obj(frame)
+    await replay.send(frame)
     await replay.expect("hello_ack")
     closed = await original.expect("__closed__")
     assert (closed["code"], closed["reason"]) == (1000, "session_replaced")
@@ -134,7 +127,7 @@ async def test_a_member_cannot_run_owner_operations_over_the_socket(broker, mesh
     # When he tries every owner operation
     for index, op in enumerate(OWNER_OPS):
         request = {**{k: (victim.id if v == "<victim>" else v) for k, v in op.items()}, "_reqId": f"op{index}"}
-        await sock.send_obj(request)
+        await sock.send(request)
         reply = await sock.expect(lambda f, r=f"op{index}": f.get("_reqId") == r, 5)
         # Then each one is refused with `forbidden` and its _reqId
         assert_clear_error(reply, request)

@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.acceptance.conftest import ROOT, record_results
-from tests.servers import ServerProcess, free_port, migrate, server_env
+from tests.support.acceptance import ROOT, record_results
+from tests.support.servers import ServerProcess, free_port, migrate, server_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -29,9 +29,9 @@ import httpx
 import pytest
 import websockets
 
-from protocol.hello import hello_sign
-from tests.acceptance.conftest import record_results
-from tests.servers import BrokerWorker, free_port, manage, migrate, server_env, throwaway_postgres_database
+from protocol.hello import hello_frame
+from tests.support.acceptance import record_results
+from tests.support.servers import BrokerWorker, free_port, manage, migrate, server_env, throwaway_postgres_database
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -156,13 +156,10 @@ class FaultPeer:
     async def _session(self) -> None:
         async with websockets.connect(self.url, open_timeout=5, ping_interval=None, close_timeout=2) as ws:
             self._ws = ws
-            stamp, signature = hello_sign(mesh_id=self.member.mesh_id, member_id=self.member.member_id,
-                                          pubkey=self.member.pubkey, secret_hex=self.member.secret_key)
-            await ws.send(json.dumps({
-                "type": "hello", "meshId": self.member.mesh_id, "memberId": self.member.member_id,
-                "pubkey": self.member.pubkey, "sessionId": self.session_id, "pid": 1, "cwd": "/faults",
-                "timestamp": stamp, "signature": signature, "deliveryAck": True,
-            }))
+            await ws.send(json.dumps(hello_frame(
+                mesh_id=self.member.mesh_id, member_id=self.member.member_id, pubkey=self.member.pubkey,
+                secret_hex=self.member.secret_key, session_id=self.session_id, pid=1, cwd="/faults", deliveryAck=True,
+            )))
             first = json.loads(await asyncio.wait_for(ws.recv(), 10))
             while first.get("type") == "push":  # queued pushes may precede the ack
                 self._on_push(first)

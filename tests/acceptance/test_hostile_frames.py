@@ -35,16 +35,9 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from meshes.models import Role
-from tests.acceptance.conftest import (
-    assert_clear_error,
-    authenticated,
-    db,
-    hello_frame,
-    new_identity,
-    open_socket,
-    record_results,
-    shutdown_broker,
-)
+from tests.support.acceptance import assert_clear_error, authenticated, hello_frame, record_results
+from tests.support.identities import new_identity
+from tests.support.sockets import db, open_socket, shutdown_broker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -268,7 +261,7 @@ class Storm:
         """Given two healthy peers, when alice DMs bob, then she gets a queued ack and bob the push."""
         self.healthy_dms += 1
         send_id = f"healthy-{self.healthy_dms}"
-        await self.a.send_obj({"type": "send", "id": send_id, "targetSpec": self.bob.pubkey, "nonce": "bm9uY2U=",
+        await self.a.send({"type": "send", "id": send_id, "targetSpec": self.bob.pubkey, "nonce": "bm9uY2U=",
                                "ciphertext": f"Y2lwaGVy-{self.healthy_dms}"})
         ack = await self.a.expect(lambda f: f.get("type") == "ack" and f.get("id") == send_id, SLOW)
         assert ack["queued"] is True and ack["messageId"], ack
@@ -308,7 +301,7 @@ class Storm:
             self.counts["post_hello"] += 1
             self.marker += 1
             marker = f"m-{self.marker}"
-            await self.f.send_obj({"type": "__marker__", "_reqId": marker})
+            await self.f.send({"type": "__marker__", "_reqId": marker})
             seen = await self.f.until(lambda f, m=marker: f.get("_reqId") == m and f.get("code") == "unknown_type", SLOW)
             assert all(f["type"] != "__closed__" for f in seen), (raw, seen)
             answers = [f for f in seen if not take_send_ack(f) and f["type"] != "push"]
@@ -379,7 +372,7 @@ class Storm:
             self.counts["pre_hello"] += 1
             expected += frame is not None and frame is not UNSURE
             unsure += frame is UNSURE
-        await sock.send_obj(hello_frame(self.fuzzer))
+        await sock.send(hello_frame(self.fuzzer))
         seen = await sock.until(lambda f: f["type"] == "hello_ack", SLOW)
         assert expected <= len(seen) <= expected + unsure, (expected, unsure, seen)
         assert seen == [{"type": "error", "code": "no_hello", "message": "must send hello first"}] * len(seen), seen
@@ -665,7 +658,7 @@ def test_json_python_cannot_parse_is_dropped_silently_and_the_socket_lives(storm
 
     async def scenario():
         await storm.f.send_text(text)
-        await storm.f.send_obj({"type": "list_peers", "_reqId": "after"})
+        await storm.f.send({"type": "list_peers", "_reqId": "after"})
         seen = await storm.f.until(lambda f: f.get("_reqId") == "after", 5)
         assert seen == []
         await storm.healthy_dm()
@@ -717,9 +710,9 @@ def test_unhashable_type_before_hello_gets_no_hello(storm, kind):
 
     async def scenario():
         sock = await open_socket()
-        await sock.send_obj({"type": kind, "_reqId": "x"})
+        await sock.send({"type": kind, "_reqId": "x"})
         assert await sock.read(5) == {"type": "error", "code": "no_hello", "message": "must send hello first"}
-        await sock.send_obj(hello_frame(storm.fuzzer))
+        await sock.send(hello_frame(storm.fuzzer))
         await sock.expect("hello_ack")
         await sock.close()
 
@@ -739,7 +732,7 @@ def test_a_push_ack_the_database_cannot_read_does_not_undo_other_peers_deliverie
             send_id = f"dm-{round_}"
             poison_ack = json.dumps({"type": "push_ack", "messageIds": [poison, f"x{round_}"]})
             await storm.f.send_text(poison_ack)
-            await storm.a.send_obj({"type": "send", "id": send_id, "targetSpec": storm.bob.pubkey, "nonce": "bg==",
+            await storm.a.send({"type": "send", "id": send_id, "targetSpec": storm.bob.pubkey, "nonce": "bg==",
                                     "ciphertext": "Yw=="})
             for _ in range(30):
                 await storm.f.send_text(poison_ack)
@@ -775,11 +768,11 @@ def test_one_unstorable_group_or_profile_value_does_not_break_the_next_valid_req
 
     async def scenario():
         await storm.f.send_text(json.dumps(bad))
-        await storm.f.send_obj({**good, "_reqId": "good"})
-        await storm.f.send_obj({"type": "list_peers", "_reqId": "look"})
+        await storm.f.send({**good, "_reqId": "good"})
+        await storm.f.send({"type": "list_peers", "_reqId": "look"})
         seen = await storm.f.until(lambda f: f.get("_reqId") == "look", 5)
         assert all(f.get("code") != "internal" or f.get("_reqId") != "good" for f in seen), seen
-        await storm.f.send_obj({"type": "list_peers", "_reqId": "look2"})
+        await storm.f.send({"type": "list_peers", "_reqId": "look2"})
         peers = await storm.f.expect(lambda f: f.get("_reqId") == "look2", 5)
         me = next(p for p in peers["peers"] if p["memberPubkey"] == storm.fuzzer.pubkey)
         assert check(me), me
@@ -804,7 +797,7 @@ def test_hello_with_unstorable_text_is_accepted_or_refused_never_left_half_open(
             closed = await sock.expect("__closed__", 5)
             assert closed["code"] == 1008
         else:
-            await sock.send_obj({"type": "list_peers", "_reqId": "p"})
+            await sock.send({"type": "list_peers", "_reqId": "p"})
             await sock.expect(lambda f: f.get("_reqId") == "p", 5)
         await sock.close()
         await storm.healthy_dm()
@@ -834,15 +827,15 @@ def test_unstorable_message_id_is_not_found_and_unstorable_summary_is_ignored(st
     is ignored silently like other invalid presence updates (§4.5) and the previous summary stays."""
 
     async def scenario():
-        await storm.f.send_obj({"type": "set_summary", "summary": "before"})
+        await storm.f.send({"type": "set_summary", "summary": "before"})
         await storm.f.send_text(json.dumps({"type": "message_status", "messageId": f"m{poison}", "_reqId": "st"}))
         reply = await storm.f.expect(lambda f: f.get("_reqId") == "st", SLOW)
         assert (reply["type"], reply.get("code")) == ("error", "not_found"), reply
         await storm.f.send_text(json.dumps({"type": "set_summary", "summary": f"s{poison}"}))
-        await storm.f.send_obj({"type": "list_peers", "_reqId": "look"})
+        await storm.f.send({"type": "list_peers", "_reqId": "look"})
         seen = await storm.f.until(lambda f: f.get("_reqId") == "look", SLOW)
         assert seen == [], seen
-        await storm.f.send_obj({"type": "list_peers", "_reqId": "look2"})
+        await storm.f.send({"type": "list_peers", "_reqId": "look2"})
         peers = await storm.f.expect(lambda f: f.get("_reqId") == "look2", SLOW)
         me = next(p for p in peers["peers"] if p["memberPubkey"] == storm.fuzzer.pubkey)
         assert me["summary"] == "before", me

@@ -10,7 +10,7 @@ from websockets.asyncio.server import serve
 from bench.cli import main
 from bench.roster import Roster
 from bench.scenarios import RunOptions, run_idle, run_traffic
-from tests.bench.fake_broker import FakeBroker, make_roster
+from tests.support.fake_broker import FakeBroker, make_roster
 
 
 @pytest.fixture

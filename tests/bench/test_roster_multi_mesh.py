@@ -12,16 +12,14 @@ from bench.plans import PlanSpec, build_plan
 from bench.roster import Roster, load_roster
 from broker.services.handshake import check_hello, hello_lookup
 from meshes.models import Member, Mesh
-from protocol.hello import hello_sign
-from tests.bench.fake_broker import make_roster
+from protocol.hello import hello_frame as protocol_hello_frame
+from tests.support.fake_broker import make_roster
 
 
 def hello_frame(member, session: str) -> dict:
     """The hello the harness sends (bench/peers.py), signed with the roster's keys."""
-    stamp, signature = hello_sign(mesh_id=member.mesh_id, member_id=member.member_id, pubkey=member.pubkey,
-                                  secret_hex=member.secret_key)
-    return {"type": "hello", "meshId": member.mesh_id, "memberId": member.member_id, "pubkey": member.pubkey,
-            "sessionId": session, "pid": 1, "cwd": "/bench", "timestamp": stamp, "signature": signature}
+    return protocol_hello_frame(mesh_id=member.mesh_id, member_id=member.member_id, pubkey=member.pubkey,
+                                secret_hex=member.secret_key, session_id=session, pid=1, cwd="/bench")
 
 
 @pytest.mark.django_db

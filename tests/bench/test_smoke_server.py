@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.servers import ROOT, ServerProcess, free_port, manage, migrate, server_env
+from tests.support.servers import ROOT, ServerProcess, free_port, manage, migrate, server_env
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from protocol.crypto import SigningKeypair
 from protocol.hello import hello_sign
-from tests.broker.conftest import db, hello_frame
+from tests.support.identities import hello_for as hello_frame
+from tests.support.sockets import db
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

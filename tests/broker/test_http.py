@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from broker.models import PendingHookStatus, Presence
-from tests.broker.conftest import db
+from tests.support.sockets import db
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,7 @@ import pytest
 
 from broker.models import Delivery, DeliveryState
 from protocol.crypto import SigningKeypair, box_decrypt, box_encrypt
-from tests.broker.conftest import db
+from tests.support.sockets import db
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,8 +16,8 @@ import time
 import httpx
 import pytest
 
-from tests.broker.wsclient import E2EPeer, RosterMember
-from tests.servers import BrokerWorker, free_port, manage, migrate, server_env, throwaway_postgres_database
+from tests.support.e2e import E2EPeer, RosterMember
+from tests.support.servers import BrokerWorker, free_port, manage, migrate, server_env, throwaway_postgres_database
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from protocol.crypto import SigningKeypair
-from tests.broker.conftest import db
+from tests.support.sockets import db
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from broker.models import Delivery, DeliveryState, Presence
 from broker.worker import get_worker
-from tests.broker.conftest import db
+from tests.support.sockets import db
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,23 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import ServerProcess, free_port, manage, migrate, server_env
+from tests.support.servers import MINT_INVITE, ServerProcess, free_port, manage, migrate, server_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
-MINT_INVITE = """
-import json
-from django.contrib.auth import get_user_model
-from meshes import selectors, services
-User = get_user_model()
-owner = User.objects.create_user(username="owner@e2e.test", email="owner@e2e.test", password="e2e-password-123456")
-mesh = services.mesh_create(owner=owner, name="E2E Mesh")
-actor = selectors.actor_for_user(mesh_id=mesh.id, user=owner)
-invite = services.invite_create(actor=actor, max_uses=50)
-admin = services.invite_create(actor=actor, role="admin", max_uses=50)
-print(json.dumps({"token": invite.token, "code": invite.code, "slug": mesh.slug, "meshId": mesh.id,
-                  "adminToken": admin.token, "adminCode": admin.code}))
-"""
 
 
 @dataclass

@@ -10,7 +10,7 @@ from peer.config import MeshEntry
 from peer.connection import ConnectionUnavailable, HelloOptions, MeshConnection
 from protocol.crypto import SigningKeypair
 from protocol.envelope import seal_plaintext
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 
 def unreachable_mesh() -> MeshEntry:

@@ -235,9 +235,8 @@ def test_reconnect_keeps_session_and_a_send_made_while_down_goes_out_once(tmp_pa
     from peer.config import ConfigStore
     from peer.connection import HelloOptions
     from peer.inbox import Inbox
-    from tests.servers import ServerProcess, free_port, manage, migrate, server_env
+    from tests.support.servers import MINT_INVITE, ServerProcess, free_port, manage, migrate, server_env
 
-    from .conftest import MINT_INVITE
 
     port = free_port()
     env = server_env(tmp_path, port)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import pytest
 from django.conf import settings
-from django.db import connections
 from django.test import Client
 
 from meshes import selectors, services
@@ -91,8 +90,3 @@ def other_actor(other_mesh, other_owner):
 @pytest.fixture
 def peer():
     return SigningKeypair.generate()
-
-
-def close_thread_connections() -> None:
-    """Threads open their own connections; close them so the test database can be dropped."""
-    connections.close_all()

@@ -9,14 +9,14 @@ from collections import Counter
 
 import nacl.public
 import pytest
+from django.db import connections
 from django.test import Client
 
 from meshes import selectors, services
 from meshes.audit import audit_append, audit_verify
 from meshes.models import AuditEvent, Invite, Member
 from protocol.crypto import SigningKeypair
-from tests.platform.conftest import close_thread_connections
-from tests.platform.test_invite_vectors import b64url, unb64url
+from tests.support.oracles import b64url, unb64url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -36,7 +36,7 @@ def at_once(count: int, work) -> list:
         except Exception as exc:  # reported to the test, which asserts on it
             results[index] = exc
         finally:
-            close_thread_connections()
+            connections.close_all()  # threads open their own: close them so the test database can be dropped
 
     threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
     for thread in threads:

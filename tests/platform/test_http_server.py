@@ -11,7 +11,7 @@ import nacl.public
 import pytest
 
 from protocol.crypto import SigningKeypair
-from tests.servers import ServerProcess, free_port, manage, migrate, server_env
+from tests.support.servers import ServerProcess, free_port, manage, migrate, server_env
 
 pytestmark = pytest.mark.slow
 

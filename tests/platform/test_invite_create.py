@@ -10,7 +10,7 @@ from meshes import services
 from meshes.models import Invite
 from protocol import invites as wire_invites
 from protocol.crypto import SigningKeypair
-from tests.platform.test_invite_vectors import unb64url
+from tests.support.oracles import unb64url
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from meshes import services
 from meshes.models import Invite, Member, Mesh
 from protocol.crypto import SigningKeypair
-from tests.platform.test_invite_vectors import hand_v1, unb64url
+from tests.support.oracles import hand_v1, unb64url
 
 pytestmark = pytest.mark.django_db
 

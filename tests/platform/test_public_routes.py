@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from meshes import services
 from meshes.models import Invite, Member, Mesh
-from tests.platform.test_invite_vectors import b64url, unb64url
+from tests.support.oracles import b64url, unb64url
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import websockets
 
-from protocol.hello import hello_sign
+from protocol.hello import hello_frame
 
 
 @dataclass
@@ -41,17 +41,11 @@ class E2EPeer:
         self.url = url or self.url
         self.closed = asyncio.Event()
         self._ws = await websockets.connect(self.url, max_size=2**20, open_timeout=timeout, ping_interval=None)
-        stamp, signature = hello_sign(
+        hello = hello_frame(
             mesh_id=self.member.mesh_id, member_id=self.member.member_id, pubkey=self.member.pubkey,
-            secret_hex=self.member.secret_key,
+            secret_hex=self.member.secret_key, session_id=self.session_id, pid=1, cwd="/e2e",
+            deliveryAck=self.delivery_ack, groups=self.groups or None,
         )
-        hello = {
-            "type": "hello", "meshId": self.member.mesh_id, "memberId": self.member.member_id,
-            "pubkey": self.member.pubkey, "sessionId": self.session_id, "pid": 1, "cwd": "/e2e",
-            "timestamp": stamp, "signature": signature, "deliveryAck": self.delivery_ack,
-        }
-        if self.groups:
-            hello["groups"] = self.groups
         await self._ws.send(json.dumps(hello))
         self._reader = asyncio.ensure_future(self._read())
         return await self.expect("hello_ack", timeout=timeout)
