@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from meshes import services
 from meshes.models import Invite, Member, Mesh
+from meshes.services import invites as invite_services
 from protocol.crypto import SigningKeypair
 from tests.support.oracles import hand_v1, unb64url
 
@@ -202,7 +203,7 @@ def test_13_member_insert_failed(api, invite, peer, monkeypatch):
     def always_conflicts(*args, **kwargs):
         raise IntegrityError("duplicate key")
 
-    monkeypatch.setattr(services, "_join_v1_once", always_conflicts)
+    monkeypatch.setattr(invite_services, "_join_v1_once", always_conflicts)
     assert join(api, body_for(invite, peer)) == (400, {"ok": False, "error": "member_insert_failed"})
 
 

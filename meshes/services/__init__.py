@@ -1,0 +1,42 @@
+"""Every write to meshes, members, invites and API keys, one module per entity. Views, the JSON API, the admin
+and the broker call these (as `services.<name>`) and hold no rules of their own."""
+
+from meshes.services.api_keys import (
+    API_KEY_PREFIX,
+    RevokeOutcome,
+    api_key_authenticate,
+    api_key_create,
+    api_key_revoke,
+)
+from meshes.services.checks import slugify_mesh_name
+from meshes.services.invites import (
+    JoinResult,
+    invite_accept_for_user,
+    invite_claim_v2,
+    invite_create,
+    invite_join_v1,
+    invite_revoke,
+    invite_token_for_code,
+)
+from meshes.services.meshes import member_remove, member_set_role, mesh_archive, mesh_create, mesh_rename
+
+__all__ = [
+    "API_KEY_PREFIX",
+    "JoinResult",
+    "RevokeOutcome",
+    "api_key_authenticate",
+    "api_key_create",
+    "api_key_revoke",
+    "invite_accept_for_user",
+    "invite_claim_v2",
+    "invite_create",
+    "invite_join_v1",
+    "invite_revoke",
+    "invite_token_for_code",
+    "member_remove",
+    "member_set_role",
+    "mesh_archive",
+    "mesh_create",
+    "mesh_rename",
+    "slugify_mesh_name",
+]

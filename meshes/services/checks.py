@@ -1,0 +1,71 @@
+"""What every service shares: the audit entry of an action, and the checks of names, numbers and live meshes."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from meshes.actors import Actor
+from meshes.audit import audit_append
+from meshes.errors import ServiceError
+from meshes.models import Mesh
+from meshes.text import storable
+
+
+def audit(actor: Actor, event_type: str, payload: dict[str, Any]) -> None:
+    audit_append(
+        mesh_id=actor.mesh.id,
+        event_type=event_type,
+        actor_member_id=actor.member_id,
+        actor_display_name=actor.display_name,
+        payload={**payload, "via": actor.via},
+    )
+
+
+def require_live_mesh(mesh: Mesh) -> None:
+    if mesh.is_archived:
+        raise ServiceError("mesh_archived", "this mesh is archived")
+
+
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """Drop control characters: Postgres refuses NUL in text, and none belongs in a name."""
+    return CONTROL_CHARS.sub("", text)
+
+
+def clean_name(name: Any, *, field: str, min_length: int, max_length: int) -> str:
+    if not isinstance(name, str):
+        raise ServiceError("invalid_args", f"{field} must be text")
+    cleaned = " ".join(printable(" ".join(name.split())).split())
+    if not storable(cleaned):  # a lone surrogate (a JSON escape) fails the insert: no UTF-8 store takes it
+        raise ServiceError("invalid_args", f"{field} must be valid text")
+    if not min_length <= len(cleaned) <= max_length:
+        raise ServiceError("invalid_args", f"{field} must be {min_length}–{max_length} characters")
+    return cleaned
+
+
+def slugify_mesh_name(name: str) -> str:
+    """Lowercase, runs of non-alphanumerics → '-', trimmed, at most 40 chars, 'mesh' when nothing is left."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40].strip("-")
+    return slug or "mesh"
+
+
+def check_int(value: Any, *, field: str, low: int, high: int) -> int:
+    if isinstance(value, bool):
+        raise ServiceError("invalid_args", f"{field} must be a whole number")
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: ±Infinity (JSON parsers accept it, 1e400 too)
+        raise ServiceError("invalid_args", f"{field} must be a whole number") from None
+    if isinstance(value, float) and not value.is_integer():
+        raise ServiceError("invalid_args", f"{field} must be a whole number")
+    if not low <= number <= high:
+        raise ServiceError("invalid_args", f"{field} must be between {low} and {high}")
+    return number
+
+
+def user_display_name(user) -> str:
+    """Full name, else the e-mail's local part: invite previews show this name to whoever holds a link."""
+    return (user.get_full_name() or user.email.partition("@")[0] or user.username)[:100]

@@ -1,0 +1,107 @@
+"""Writes to meshes and their members: create, rename, archive; set a member's role, remove a member. Each
+validates first (raising ServiceError or Forbidden), then acts inside one transaction, then audits; events go
+out only after commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from meshes.actors import Actor
+from meshes.errors import Forbidden, NotFound, ServiceError
+from meshes.events import MeshEvent, MeshEventKind, publish_after_commit
+from meshes.keyvault import seal_secret
+from meshes.models import Member, Mesh, Role
+from meshes.services.checks import audit, clean_name, require_live_mesh, slugify_mesh_name, user_display_name
+from protocol.crypto import SigningKeypair, random_key
+from protocol.encoding import b64url_encode
+from protocol.ids import is_id_fragment
+
+
+@transaction.atomic
+def mesh_create(*, owner, name: str) -> Mesh:
+    cleaned = clean_name(name, field="name", min_length=2, max_length=80)
+    keypair = SigningKeypair.generate()
+    mesh = Mesh.objects.create(
+        name=cleaned,
+        slug=slugify_mesh_name(cleaned),
+        owner=owner,
+        owner_pubkey=keypair.public_hex,
+        owner_secret_key_sealed=seal_secret(keypair.secret_hex),
+        root_key_sealed=seal_secret(b64url_encode(random_key())),
+    )
+    member = Member.objects.create(
+        mesh=mesh, user=owner, display_name=user_display_name(owner), role=Role.OWNER
+    )
+    audit(Actor(mesh=mesh, member=member), "mesh_created", {"name": cleaned})
+    return mesh
+
+
+@transaction.atomic
+def mesh_rename(*, actor: Actor, name: str) -> Mesh:
+    actor.require_manager()
+    require_live_mesh(actor.mesh)
+    cleaned = clean_name(name, field="name", min_length=2, max_length=80)
+    mesh = Mesh.objects.select_for_update().get(pk=actor.mesh.pk)
+    old_name = mesh.name
+    mesh.name, mesh.slug = cleaned, slugify_mesh_name(cleaned)
+    mesh.save(update_fields=["name", "slug"])
+    audit(actor, "mesh_renamed", {"from": old_name, "to": cleaned})
+    return mesh
+
+
+@transaction.atomic
+def mesh_archive(*, actor: Actor) -> Mesh:
+    actor.require_owner()
+    mesh = Mesh.objects.select_for_update().get(pk=actor.mesh.pk)
+    if mesh.archived_at is None:
+        mesh.archived_at = timezone.now()
+        mesh.save(update_fields=["archived_at"])
+        audit(actor, "mesh_archived", {})
+        publish_after_commit(MeshEvent(MeshEventKind.MESH_ARCHIVED, mesh.id))
+    return mesh
+
+
+# --- members -------------------------------------------------------------------------------------------
+
+
+def _member_in_mesh(actor: Actor, member_id: Any) -> Member:
+    if not is_id_fragment(member_id):
+        raise NotFound("member_not_found", "no such member in this mesh")
+    member = Member.objects.select_for_update().filter(mesh=actor.mesh, pk=member_id, revoked_at=None).first()
+    if member is None:
+        raise NotFound("member_not_found", "no such member in this mesh")
+    return member
+
+
+@transaction.atomic
+def member_set_role(*, actor: Actor, member_id: str, role: str) -> Member:
+    actor.require_manager()
+    require_live_mesh(actor.mesh)
+    if role not in (Role.ADMIN, Role.MEMBER):
+        raise ServiceError("invalid_args", "role must be admin or member")
+    member = _member_in_mesh(actor, member_id)
+    if member.role == Role.OWNER:
+        raise Forbidden("forbidden", "the owner's role cannot be changed")
+    if member.role != role:
+        old_role = member.role
+        member.role = role
+        member.save(update_fields=["role"])
+        audit(actor, "member_role_changed", {"memberId": member.id, "from": old_role, "to": role})
+        publish_after_commit(MeshEvent(MeshEventKind.MEMBER_ROLE_CHANGED, actor.mesh.id, {"memberId": member.id, "role": role}))
+    return member
+
+
+@transaction.atomic
+def member_remove(*, actor: Actor, member_id: str) -> Member:
+    actor.require_manager()
+    member = _member_in_mesh(actor, member_id)
+    if member.role == Role.OWNER:
+        raise Forbidden("forbidden", "the owner cannot be removed; archive the mesh instead")
+    member.revoked_at = timezone.now()
+    member.save(update_fields=["revoked_at"])
+    audit(actor, "member_removed", {"memberId": member.id, "pubkey": member.pubkey})
+    publish_after_commit(MeshEvent(MeshEventKind.MEMBER_REVOKED, actor.mesh.id, {"memberId": member.id}))
+    return member
