@@ -7,137 +7,29 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from peer import __version__
 from peer.claude_setup import ClaudePaths, SetupError, install, uninstall
-from peer.client import PRIORITIES, MeshClient, cli_session_id, now_iso
-from peer.config import Config, ConfigError, ConfigStore, MeshEntry, default_display_name
-from peer.connection import CLI_CHANNEL, ConnectionUnavailable, HelloOptions, RequestFailed, TerminalClose
+from peer.cli_admin import cmd_apikey_create, cmd_apikey_list, cmd_apikey_revoke, cmd_invite
+from peer.cli_context import CONNECT_TIMEOUT, Context, Parser, config_groups, run_async, with_client
+from peer.client import PRIORITIES, MeshClient, now_iso
+from peer.config import default_display_name
+from peer.connection_terms import CLI_CHANNEL
 from peer.enroll import EnrollError, join
 from peer.hook import STATUSES, run_hook
-from peer.inbox import Inbox, InboxMessage
+from peer.inbox import InboxMessage
 from peer.output import (
     FAILURE,
     INTERNAL_ERROR,
     INVALID_ARGS,
     NETWORK_ERROR,
     NOT_FOUND,
-    PERMISSION_DENIED,
     CliError,
     Output,
 )
-from peer.session_slots import SessionSlot, claim_slot
-from peer.targets import TargetError
-
-CONNECT_TIMEOUT = 10.0
-API_CAPABILITIES = ("send", "read", "state_write", "admin")
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but usage errors exit with INVALID_ARGS (3) and a clear message."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise CliError(f"{message} (see `{self.prog} --help`)", INVALID_ARGS)
-
-
-# --- context ----------------------------------------------------------------------------------------------
-
-
-class Context:
-    def __init__(self, args: argparse.Namespace):
-        self.args = args
-        self.out = Output(bool(getattr(args, "json", False)))
-        self.store = ConfigStore()
-        self._inbox: Inbox | None = None
-
-    def config(self) -> Config:
-        try:
-            return self.store.load()
-        except ConfigError as exc:
-            raise CliError(str(exc), INTERNAL_ERROR, hint=f"fix or remove {self.store.path}") from exc
-
-    def save(self, config: Config) -> None:
-        try:
-            self.store.save(config)
-        except (ConfigError, OSError) as exc:
-            raise CliError(f"cannot write {self.store.path}: {exc}", INTERNAL_ERROR) from exc
-
-    def meshes(self, config: Config, *, all_by_default: bool = False) -> list[MeshEntry]:
-        if not config.meshes:
-            raise CliError("No meshes joined.", FAILURE, hint="run `claudemesh join <invite link>` first")
-        slug = getattr(self.args, "mesh", None)
-        if slug:
-            mesh = config.find(slug)
-            if mesh is None:
-                joined = ", ".join(m.slug for m in config.meshes)
-                raise CliError(f'Mesh "{slug}" not found. Joined: {joined}', FAILURE)
-            return [mesh]
-        if len(config.meshes) == 1 or all_by_default:
-            return list(config.meshes)
-        joined = ", ".join(m.slug for m in config.meshes)
-        raise CliError(f"several meshes joined ({joined}); choose one with --mesh <slug>", INVALID_ARGS)
-
-    def mesh(self, config: Config) -> MeshEntry:
-        return self.meshes(config)[0]
-
-    def inbox(self) -> Inbox:
-        return self.shared_inbox()
-
-    def client(self, mesh: MeshEntry, config: Config, *, inbox: Inbox | None = None, long_lived: bool = False,
-               groups: bool = False, slot: SessionSlot | None = None) -> MeshClient:
-        name = os.environ.get("CLAUDEMESH_DISPLAY_NAME", "").strip() or config.display_name or default_display_name()
-        options = HelloOptions(
-            display_name=name,
-            session_id=slot.session_id if slot else cli_session_id(),
-            groups=_config_groups(config) if groups else [],
-            # One-shot verbs announce a CLI channel so name lookups prefer the long-lived session.
-            channel="claude-code" if long_lived else CLI_CHANNEL,
-        )
-        # Any connection may be handed queued messages, so every one stores them before acknowledging.
-        return MeshClient(mesh, options, inbox=inbox or self.shared_inbox(), session=slot.keypair if slot else None)
-
-    def shared_inbox(self) -> Inbox:
-        if self._inbox is None:
-            self._inbox = Inbox(self.store.directory)
-        return self._inbox
-
-
-def _config_groups(config: Config) -> list[dict[str, str]]:
-    groups = config.settings.get("groups") or []
-    return [g for g in groups if isinstance(g, dict) and isinstance(g.get("name"), str)]
-
-
-async def with_client(ctx: Context, mesh: MeshEntry, config: Config, action: Callable[[MeshClient], Awaitable[Any]],
-                      **kwargs) -> Any:
-    client = ctx.client(mesh, config, **kwargs)
-    client.start()
-    try:
-        await client.connection.wait_open(CONNECT_TIMEOUT)
-        return await action(client)
-    finally:
-        await client.close()
-
-
-def run_async(coro: Awaitable[Any]) -> Any:
-    try:
-        return asyncio.run(coro)
-    except TerminalClose as exc:
-        raise CliError(str(exc), FAILURE) from exc
-    except ConnectionUnavailable as exc:
-        raise CliError(str(exc), NETWORK_ERROR, hint="check the broker URL and your network; `claudemesh doctor`") from exc
-    except RequestFailed as exc:
-        code = PERMISSION_DENIED if exc.code in ("forbidden", "unauthorized") else FAILURE
-        raise CliError(f"broker refused: {exc}", code, code=exc.code) from exc
-    except TargetError as exc:
-        code = INVALID_ARGS if exc.kind in ("ambiguous", "invalid") else FAILURE
-        raise CliError(str(exc), code, code=exc.kind) from exc
-    except ValueError as exc:  # a message or envelope that cannot be built
-        raise CliError(str(exc), FAILURE) from exc
-
+from peer.session_slots import claim_slot
 
 # --- commands: local --------------------------------------------------------------------------------------
 
@@ -442,79 +334,6 @@ def cmd_summary(ctx: Context) -> int:
     return 0
 
 
-def cmd_invite(ctx: Context) -> int:
-    config = ctx.config()
-    mesh = ctx.mesh(config)
-    reply = run_async(with_client(ctx, mesh, config, lambda c: c.invite_create(
-        role=ctx.args.role, max_uses=ctx.args.max_uses, expires_in_days=ctx.args.expires_days)))
-    if ctx.out.as_json:
-        ctx.out.json({k: v for k, v in reply.items() if k not in ("type", "_reqId")})
-        return 0
-    ctx.out.ok(f"invite created for {mesh.slug}")
-    ctx.out.line(f"link   {reply.get('shortUrl') or reply.get('url')}")
-    if reply.get("url") and reply.get("shortUrl"):
-        ctx.out.line(f"full   {reply.get('url')}")
-    ctx.out.line(f"code   {reply.get('code')}")
-    ctx.out.line(f"Expires {reply.get('expiresAt')}. Anyone with this link can join \"{mesh.slug}\".")
-    return 0
-
-
-def cmd_apikey(ctx: Context) -> int:
-    config = ctx.config()
-    mesh = ctx.mesh(config)
-    action = ctx.args.action
-    if action == "create":
-        capabilities = _split(ctx.args.cap) if ctx.args.cap is not None else ["send", "read"]
-        unknown = [c for c in capabilities if c not in API_CAPABILITIES]
-        if unknown or not capabilities:
-            raise CliError(f"capabilities must be from {', '.join(API_CAPABILITIES)} (got {', '.join(unknown) or 'none'})",
-                           INVALID_ARGS)
-        topics = [t.lstrip("#") for t in _split(ctx.args.topic)] if ctx.args.topic else None
-        key = run_async(with_client(ctx, mesh, config, lambda c: c.apikey_create(
-            label=ctx.args.label, capabilities=capabilities, topics=topics, expires_at=ctx.args.expires)))
-        key = {k: v for k, v in key.items() if k not in ("type", "_reqId")}
-        if ctx.out.as_json:
-            ctx.out.json(key)
-            return 0
-        ctx.out.ok(f"created ({key.get('label')} {str(key.get('id'))[:8]})")
-        ctx.out.warn("the secret is shown once — store it now:")
-        ctx.out.line(str(key.get("secret")))
-        ctx.out.line(f"capabilities: {', '.join(key.get('capabilities') or [])}")
-        scopes = key.get("topicScopes")
-        ctx.out.line(f"topics: {', '.join('#' + t for t in scopes)}" if scopes else "topics: all (no scope)")
-        return 0
-    if action == "list":
-        keys = run_async(with_client(ctx, mesh, config, lambda c: c.apikey_list()))
-        if ctx.out.as_json:
-            ctx.out.json(keys)
-            return 0
-        if not keys:
-            ctx.out.line("no api keys in this mesh.")
-            return 0
-        ctx.out.section(f"api keys ({len(keys)})")
-        for key in keys:
-            state = "revoked" if key.get("revokedAt") else "active"
-            ctx.out.line(f"{key.get('label')}  {state}  {str(key.get('id'))[:8]}")
-            ctx.out.line(f"  {key.get('prefix')}…  caps: {','.join(key.get('capabilities') or [])}  "
-                         f"last_used: {key.get('lastUsedAt') or 'never'}")
-        return 0
-    reply = run_async(with_client(ctx, mesh, config, lambda c: c.apikey_revoke(ctx.args.id)))
-    status = reply.get("status")
-    if status == "revoked":
-        ctx.out.result({"revoked": reply.get("id")}, f"revoked ({str(reply.get('id'))[:8]})")
-        return 0
-    if status == "not_found":
-        raise CliError(f"not_found: no api key matches {ctx.args.id!r}", NOT_FOUND, code="not_found")
-    if status == "not_unique":
-        raise CliError(f"not_unique: {ctx.args.id!r} matches several api keys; give more of the id",
-                       INVALID_ARGS, code="not_unique")
-    raise CliError(f"apikey revoke failed: unexpected reply {status!r}", INTERNAL_ERROR)
-
-
-def _split(text: str | None) -> list[str]:
-    return [part.strip() for part in (text or "").split(",") if part.strip()]
-
-
 def cmd_message_status(ctx: Context) -> int:
     config = ctx.config()
     mesh = ctx.mesh(config)
@@ -541,7 +360,7 @@ def cmd_group(ctx: Context) -> int:
     name = ctx.args.name.lstrip("@")
     if not name:
         raise CliError("group name is empty", INVALID_ARGS)
-    groups = [g for g in _config_groups(config) if g["name"] != name]
+    groups = [g for g in config_groups(config) if g["name"] != name]
     if ctx.args.action == "join":
         groups.append({"name": name, **({"role": ctx.args.role} if ctx.args.role else {})})
     config.settings["groups"] = groups
@@ -581,7 +400,8 @@ def build_parser() -> Parser:
 
     def add(name: str, handler, help_text: str, aliases: tuple[str, ...] = ()) -> Parser:
         command = sub.add_parser(name, help=help_text, parents=[common], aliases=list(aliases))
-        command.set_defaults(handler=handler)
+        if handler is not None:
+            command.set_defaults(handler=handler)
         return command
 
     p = add("install", cmd_install, "register the MCP server and status hooks in Claude Code")
@@ -616,15 +436,17 @@ def build_parser() -> Parser:
     p.add_argument("--role", choices=("member", "admin"))
     p.add_argument("--max-uses", type=int)
     p.add_argument("--expires-days", type=int)
-    p = add("apikey", cmd_apikey, "manage API keys", aliases=("api-key",))
+    p = add("apikey", None, "manage API keys", aliases=("api-key",))
     apikey = p.add_subparsers(dest="action", metavar="<create|list|revoke>", parser_class=Parser, required=True)
     q = apikey.add_parser("create", parents=[common])
+    q.set_defaults(handler=cmd_apikey_create)
     q.add_argument("label")
     q.add_argument("--cap", help="comma list of send,read,state_write,admin (default send,read)")
     q.add_argument("--topic", help="comma list of topic names")
     q.add_argument("--expires", help="ISO-8601 expiry")
-    apikey.add_parser("list", parents=[common])
+    apikey.add_parser("list", parents=[common]).set_defaults(handler=cmd_apikey_list)
     q = apikey.add_parser("revoke", parents=[common])
+    q.set_defaults(handler=cmd_apikey_revoke)
     q.add_argument("id", help="full id or unique prefix")
     p = add("message-status", cmd_message_status, "delivery status of a sent message", aliases=("msg-status",))
     p.add_argument("id")

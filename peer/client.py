@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from peer.config import MeshEntry
-from peer.connection import SEND_TIMEOUT, HelloOptions, MeshConnection, RequestFailed
+from peer.connection import SEND_TIMEOUT, MeshConnection
+from peer.connection_terms import HelloOptions, RequestFailed
 from peer.inbox import Inbox, InboxMessage
 from peer.targets import Target, resolve_target
 from protocol.crypto import SigningKeypair

@@ -23,13 +23,14 @@ import secrets
 import socket
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from peer.config import MeshEntry, debug_enabled
+from peer.connection_terms import ConnectionUnavailable, HelloOptions, RequestFailed, TerminalClose
 from protocol.crypto import SigningKeypair
 from protocol.envelope import WireEnvelope
 from protocol.hello import hello_frame
@@ -39,27 +40,9 @@ HELLO_TIMEOUT = 5.0
 REQUEST_TIMEOUT = 5.0
 SEND_TIMEOUT = 10.0
 MAX_PENDING_SENDS = 100
-CLI_CHANNEL = "claudemesh-cli"
 TERMINAL_CLOSE_CODES = {4001: "kicked from this mesh", 4002: "removed (banned) from this mesh"}
 
 PushHandler = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-class ConnectionUnavailable(Exception):
-    """The broker could not be reached (or refused us) within the caller's timeout."""
-
-
-class TerminalClose(ConnectionUnavailable):
-    """The broker kicked or banned this member; the client will not reconnect."""
-
-
-class RequestFailed(Exception):
-    """The broker answered a request with an error."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}" if message else code)
-        self.code = code
-        self.broker_message = message
 
 
 @dataclass
@@ -74,16 +57,6 @@ class _PendingRequest:
     reply_types: tuple[str, ...]
     future: asyncio.Future
     req_id: str
-
-
-@dataclass
-class HelloOptions:
-    display_name: str | None
-    session_id: str
-    cwd: str = field(default_factory=os.getcwd)
-    want_delivery_ack: bool = True
-    groups: list[dict[str, str]] = field(default_factory=list)
-    channel: str = "claude-code"  # one-shot CLI connections say CLI_CHANNEL so peers can tell them apart
 
 
 def _log(message: str) -> None:

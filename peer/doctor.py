@@ -9,7 +9,7 @@ import sys
 from peer.claude_setup import ClaudePaths, SetupError, hooks_registered, is_registered
 from peer.client import MeshClient, cli_session_id
 from peer.config import ConfigError, default_display_name
-from peer.connection import CLI_CHANNEL, ConnectionUnavailable, HelloOptions
+from peer.connection_terms import CLI_CHANNEL, ConnectionUnavailable, HelloOptions
 
 HELLO_TIMEOUT = 8.0
 

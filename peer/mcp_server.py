@@ -20,7 +20,7 @@ from mcp.shared.message import SessionMessage
 
 from peer.client import PRIORITIES, MeshClient, now_iso
 from peer.config import Config, ConfigError, ConfigStore, MeshEntry
-from peer.connection import ConnectionUnavailable, HelloOptions, RequestFailed
+from peer.connection_terms import ConnectionUnavailable, HelloOptions, RequestFailed
 from peer.hook import STATUSES
 from peer.inbox import Inbox, InboxMessage
 from peer.session_slots import SessionSlot, claim_slot

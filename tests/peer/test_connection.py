@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from peer.config import MeshEntry
-from peer.connection import ConnectionUnavailable, HelloOptions, MeshConnection
+from peer.connection import MeshConnection
+from peer.connection_terms import ConnectionUnavailable, HelloOptions
 from protocol.crypto import SigningKeypair
 from protocol.envelope import seal_plaintext
 from tests.support.servers import free_port

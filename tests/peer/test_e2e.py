@@ -233,7 +233,7 @@ def test_reconnect_keeps_session_and_a_send_made_while_down_goes_out_once(tmp_pa
     with the same session id and key, the queued send goes out exactly once, and the recipient gets it."""
     from peer.client import MeshClient
     from peer.config import ConfigStore
-    from peer.connection import HelloOptions
+    from peer.connection_terms import HelloOptions
     from peer.inbox import Inbox
     from tests.support.servers import MINT_INVITE, ServerProcess, free_port, manage, migrate, server_env
 

@@ -1,0 +1,83 @@
+"""`claudemesh invite` and `claudemesh apikey create | list | revoke`: what an owner or admin does from the terminal."""
+
+from __future__ import annotations
+
+from peer.cli_context import Context, run_async, split_list, with_client
+from peer.output import INTERNAL_ERROR, INVALID_ARGS, NOT_FOUND, CliError
+from protocol.vocabulary import API_KEY_CAPABILITIES
+
+
+def cmd_invite(ctx: Context) -> int:
+    config = ctx.config()
+    mesh = ctx.mesh(config)
+    reply = run_async(with_client(ctx, mesh, config, lambda c: c.invite_create(
+        role=ctx.args.role, max_uses=ctx.args.max_uses, expires_in_days=ctx.args.expires_days)))
+    if ctx.out.as_json:
+        ctx.out.json({k: v for k, v in reply.items() if k not in ("type", "_reqId")})
+        return 0
+    ctx.out.ok(f"invite created for {mesh.slug}")
+    ctx.out.line(f"link   {reply.get('shortUrl') or reply.get('url')}")
+    if reply.get("url") and reply.get("shortUrl"):
+        ctx.out.line(f"full   {reply.get('url')}")
+    ctx.out.line(f"code   {reply.get('code')}")
+    ctx.out.line(f"Expires {reply.get('expiresAt')}. Anyone with this link can join \"{mesh.slug}\".")
+    return 0
+
+
+def cmd_apikey_create(ctx: Context) -> int:
+    config = ctx.config()
+    mesh = ctx.mesh(config)
+    capabilities = split_list(ctx.args.cap) if ctx.args.cap is not None else ["send", "read"]
+    unknown = [c for c in capabilities if c not in API_KEY_CAPABILITIES]
+    if unknown or not capabilities:
+        raise CliError(f"capabilities must be from {', '.join(API_KEY_CAPABILITIES)} (got {', '.join(unknown) or 'none'})",
+                       INVALID_ARGS)
+    topics = [t.lstrip("#") for t in split_list(ctx.args.topic)] if ctx.args.topic else None
+    key = run_async(with_client(ctx, mesh, config, lambda c: c.apikey_create(
+        label=ctx.args.label, capabilities=capabilities, topics=topics, expires_at=ctx.args.expires)))
+    key = {k: v for k, v in key.items() if k not in ("type", "_reqId")}
+    if ctx.out.as_json:
+        ctx.out.json(key)
+        return 0
+    ctx.out.ok(f"created ({key.get('label')} {str(key.get('id'))[:8]})")
+    ctx.out.warn("the secret is shown once — store it now:")
+    ctx.out.line(str(key.get("secret")))
+    ctx.out.line(f"capabilities: {', '.join(key.get('capabilities') or [])}")
+    scopes = key.get("topicScopes")
+    ctx.out.line(f"topics: {', '.join('#' + t for t in scopes)}" if scopes else "topics: all (no scope)")
+    return 0
+
+
+def cmd_apikey_list(ctx: Context) -> int:
+    config = ctx.config()
+    mesh = ctx.mesh(config)
+    keys = run_async(with_client(ctx, mesh, config, lambda c: c.apikey_list()))
+    if ctx.out.as_json:
+        ctx.out.json(keys)
+        return 0
+    if not keys:
+        ctx.out.line("no api keys in this mesh.")
+        return 0
+    ctx.out.section(f"api keys ({len(keys)})")
+    for key in keys:
+        state = key.get("status") or ("revoked" if key.get("revokedAt") else "active")  # older brokers: no status
+        ctx.out.line(f"{key.get('label')}  {state}  {str(key.get('id'))[:8]}")
+        ctx.out.line(f"  {key.get('prefix')}…  caps: {','.join(key.get('capabilities') or [])}  "
+                     f"last_used: {key.get('lastUsedAt') or 'never'}")
+    return 0
+
+
+def cmd_apikey_revoke(ctx: Context) -> int:
+    config = ctx.config()
+    mesh = ctx.mesh(config)
+    reply = run_async(with_client(ctx, mesh, config, lambda c: c.apikey_revoke(ctx.args.id)))
+    status = reply.get("status")
+    if status == "revoked":
+        ctx.out.result({"revoked": reply.get("id")}, f"revoked ({str(reply.get('id'))[:8]})")
+        return 0
+    if status == "not_found":
+        raise CliError(f"not_found: no api key matches {ctx.args.id!r}", NOT_FOUND, code="not_found")
+    if status == "not_unique":
+        raise CliError(f"not_unique: {ctx.args.id!r} matches several api keys; give more of the id",
+                       INVALID_ARGS, code="not_unique")
+    raise CliError(f"apikey revoke failed: unexpected reply {status!r}", INTERNAL_ERROR)

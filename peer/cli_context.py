@@ -1,0 +1,126 @@
+"""What every `claudemesh` command shares: the argument parser's error rule, the command context (config,
+the chosen mesh, a client), and how a connection's failures become exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from peer.client import MeshClient, cli_session_id
+from peer.config import Config, ConfigError, ConfigStore, MeshEntry, default_display_name
+from peer.connection_terms import CLI_CHANNEL, ConnectionUnavailable, HelloOptions, RequestFailed, TerminalClose
+from peer.inbox import Inbox
+from peer.output import FAILURE, INTERNAL_ERROR, INVALID_ARGS, NETWORK_ERROR, PERMISSION_DENIED, CliError, Output
+from peer.session_slots import SessionSlot
+from peer.targets import TargetError
+
+CONNECT_TIMEOUT = 10.0
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but usage errors exit with INVALID_ARGS (3) and a clear message."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CliError(f"{message} (see `{self.prog} --help`)", INVALID_ARGS)
+
+
+class Context:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.out = Output(bool(getattr(args, "json", False)))
+        self.store = ConfigStore()
+        self._inbox: Inbox | None = None
+
+    def config(self) -> Config:
+        try:
+            return self.store.load()
+        except ConfigError as exc:
+            raise CliError(str(exc), INTERNAL_ERROR, hint=f"fix or remove {self.store.path}") from exc
+
+    def save(self, config: Config) -> None:
+        try:
+            self.store.save(config)
+        except (ConfigError, OSError) as exc:
+            raise CliError(f"cannot write {self.store.path}: {exc}", INTERNAL_ERROR) from exc
+
+    def meshes(self, config: Config, *, all_by_default: bool = False) -> list[MeshEntry]:
+        if not config.meshes:
+            raise CliError("No meshes joined.", FAILURE, hint="run `claudemesh join <invite link>` first")
+        slug = getattr(self.args, "mesh", None)
+        if slug:
+            mesh = config.find(slug)
+            if mesh is None:
+                joined = ", ".join(m.slug for m in config.meshes)
+                raise CliError(f'Mesh "{slug}" not found. Joined: {joined}', FAILURE)
+            return [mesh]
+        if len(config.meshes) == 1 or all_by_default:
+            return list(config.meshes)
+        joined = ", ".join(m.slug for m in config.meshes)
+        raise CliError(f"several meshes joined ({joined}); choose one with --mesh <slug>", INVALID_ARGS)
+
+    def mesh(self, config: Config) -> MeshEntry:
+        return self.meshes(config)[0]
+
+    def inbox(self) -> Inbox:
+        return self.shared_inbox()
+
+    def client(self, mesh: MeshEntry, config: Config, *, inbox: Inbox | None = None, long_lived: bool = False,
+               groups: bool = False, slot: SessionSlot | None = None) -> MeshClient:
+        name = os.environ.get("CLAUDEMESH_DISPLAY_NAME", "").strip() or config.display_name or default_display_name()
+        options = HelloOptions(
+            display_name=name,
+            session_id=slot.session_id if slot else cli_session_id(),
+            groups=config_groups(config) if groups else [],
+            # One-shot verbs announce a CLI channel so name lookups prefer the long-lived session.
+            channel="claude-code" if long_lived else CLI_CHANNEL,
+        )
+        # Any connection may be handed queued messages, so every one stores them before acknowledging.
+        return MeshClient(mesh, options, inbox=inbox or self.shared_inbox(), session=slot.keypair if slot else None)
+
+    def shared_inbox(self) -> Inbox:
+        if self._inbox is None:
+            self._inbox = Inbox(self.store.directory)
+        return self._inbox
+
+
+def config_groups(config: Config) -> list[dict[str, str]]:
+    groups = config.settings.get("groups") or []
+    return [g for g in groups if isinstance(g, dict) and isinstance(g.get("name"), str)]
+
+
+async def with_client(ctx: Context, mesh: MeshEntry, config: Config, action: Callable[[MeshClient], Awaitable[Any]],
+                      **kwargs) -> Any:
+    client = ctx.client(mesh, config, **kwargs)
+    client.start()
+    try:
+        await client.connection.wait_open(CONNECT_TIMEOUT)
+        return await action(client)
+    finally:
+        await client.close()
+
+
+def run_async(coro: Awaitable[Any]) -> Any:
+    try:
+        return asyncio.run(coro)
+    except TerminalClose as exc:
+        raise CliError(str(exc), FAILURE) from exc
+    except ConnectionUnavailable as exc:
+        raise CliError(str(exc), NETWORK_ERROR, hint="check the broker URL and your network; `claudemesh doctor`") from exc
+    except RequestFailed as exc:
+        code = PERMISSION_DENIED if exc.code in ("forbidden", "unauthorized") else FAILURE
+        raise CliError(f"broker refused: {exc}", code, code=exc.code) from exc
+    except TargetError as exc:
+        code = INVALID_ARGS if exc.kind in ("ambiguous", "invalid") else FAILURE
+        raise CliError(str(exc), code, code=exc.kind) from exc
+    except ValueError as exc:  # a message or envelope that cannot be built
+        raise CliError(str(exc), FAILURE) from exc
+
+
+
+
+def split_list(text: str | None) -> list[str]:
+    """A comma list as given on the command line."""
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
