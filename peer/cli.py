@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
 
 from peer import __version__
 from peer.claude_setup import ClaudePaths, SetupError, install, uninstall
 from peer.cli_admin import cmd_apikey_create, cmd_apikey_list, cmd_apikey_revoke, cmd_invite
-from peer.cli_context import CONNECT_TIMEOUT, Context, Parser, config_groups, run_async, with_client
-from peer.client import PRIORITIES, MeshClient, now_iso
+from peer.cli_context import Context, Parser, config_groups, run_async, with_client
+from peer.cli_inbox import cmd_inbox, cmd_watch
+from peer.client import PRIORITIES
 from peer.config import default_display_name
 from peer.connection_terms import CLI_CHANNEL
 from peer.enroll import EnrollError, join
 from peer.hook import STATUSES, run_hook
-from peer.inbox import InboxMessage
 from peer.output import (
     FAILURE,
     INTERNAL_ERROR,
@@ -29,7 +26,6 @@ from peer.output import (
     CliError,
     Output,
 )
-from peer.session_slots import claim_slot
 
 # --- commands: local --------------------------------------------------------------------------------------
 
@@ -202,98 +198,6 @@ def cmd_send(ctx: Context) -> int:
         ctx.out.json({"ok": True, **result})
     else:
         ctx.out.ok(f"sent to {ctx.args.to} ({result['messageId'][:8]})")
-    return 0
-
-
-def cmd_inbox(ctx: Context) -> int:
-    config = ctx.config()
-    meshes = ctx.meshes(config, all_by_default=True)
-    inbox = ctx.inbox()
-    try:
-        if not ctx.args.local:
-            for mesh in meshes:
-                # Drain what the broker queued for us; the client stores it in the inbox before acknowledging.
-                try:
-                    run_async(with_client(ctx, mesh, config, lambda c: asyncio.sleep(ctx.args.wait), inbox=inbox))
-                except CliError as exc:  # still show what is stored locally
-                    print(f"  ⚠ {mesh.slug}: {exc.message} — showing stored messages only", file=sys.stderr)
-        slug = meshes[0].slug if len(meshes) == 1 else None
-        messages = inbox.all(slug) if ctx.args.all else inbox.unread(slug)
-        if not ctx.args.peek:
-            inbox.mark_read([m for m in messages if m.read_at is None], now_iso())
-    finally:
-        inbox.close()
-    if ctx.out.as_json:
-        ctx.out.json([m.as_record() for m in messages])
-        return 0
-    if not messages:
-        ctx.out.line("No new messages." if not ctx.args.all else "No messages.")
-        return 0
-    ctx.out.section(f"inbox ({len(messages)} message{'s' if len(messages) != 1 else ''})")
-    for message in messages:
-        print_message(ctx.out, message)
-    return 0
-
-
-def print_message(out: Output, message: InboxMessage) -> None:
-    sender = message.sender_name or (message.sender_pubkey[:8] or "unknown")
-    tag = {"direct": "→ direct", "group": "group", "broadcast": "broadcast (plaintext)"}.get(message.kind, message.kind)
-    out.line(f"{sender} [{tag}] [{message.priority}] {_local_time(message.created_at)}  ({message.mesh_slug})")
-    out.line(message.plaintext if message.plaintext is not None else f"[undecryptable: {message.failure}]")
-    out.line()
-
-
-def _local_time(iso: str) -> str:
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return iso
-
-
-def cmd_watch(ctx: Context) -> int:
-    """Stay connected, store and print messages as they arrive (the CLI's push-pipe)."""
-    config = ctx.config()
-    meshes = ctx.meshes(config, all_by_default=True)
-    inbox = ctx.inbox()
-
-    async def printer(_client: MeshClient, message: InboxMessage) -> None:
-        if message.kind == "system":
-            return
-        if ctx.out.as_json:
-            print(json.dumps(message.as_record(), ensure_ascii=False), flush=True)
-        else:
-            print_message(ctx.out, message)
-
-    async def watch() -> None:
-        slots = [claim_slot(ctx.store.directory, mesh.slug, mesh.member_id, role="watch") for mesh in meshes]
-        clients = [ctx.client(mesh, config, inbox=inbox, long_lived=True, groups=True, slot=slot)
-                   for mesh, slot in zip(meshes, slots, strict=True)]
-        for client in clients:
-            client.listeners.append(printer)
-            client.start()
-        try:
-            for client in clients:
-                await client.connection.wait_open(CONNECT_TIMEOUT)
-            if not ctx.out.as_json:
-                ctx.out.ok(f"watching {', '.join(m.slug for m in meshes)} (Ctrl-C to stop)")
-            else:
-                print('{"ready": true}', flush=True)
-            if ctx.args.seconds:
-                await asyncio.sleep(ctx.args.seconds)
-            else:
-                await asyncio.Event().wait()
-        finally:
-            for client in clients:
-                await client.close()
-            for slot in slots:
-                slot.release()
-
-    try:
-        run_async(watch())
-    except KeyboardInterrupt:
-        pass
-    finally:
-        inbox.close()
     return 0
 
 

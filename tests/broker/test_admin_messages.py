@@ -112,3 +112,17 @@ async def test_hostile_manager_request_is_answered_and_keys_still_list(make_memb
     listed = await a.expect(lambda f: f.get("_reqId") == "l")
     assert listed["type"] == "apikey_list_response", listed
     assert len(listed["keys"]) == (answer == "apikey_created"), listed
+
+
+async def test_invite_expiry_default_is_the_sites_setting(make_member, connect, settings):
+    """Given INVITE_DEFAULT_DAYS, when an invite is created over the socket without expiresInDays, then it expires
+    after that many days (the service's default, read at call time, not a literal in the broker)."""
+    from datetime import UTC, datetime, timedelta
+
+    settings.INVITE_DEFAULT_DAYS = 3
+    admin = await db(make_member)("admin", role=Role.ADMIN)
+    a = await connect(admin)
+    await a.send({"type": "invite_create", "_reqId": "d"})
+    invite = await a.expect("invite_created")
+    expires = datetime.fromisoformat(invite["expiresAt"].replace("Z", "+00:00"))
+    assert abs(expires - (datetime.now(UTC) + timedelta(days=3))) < timedelta(minutes=1)

@@ -233,3 +233,12 @@ def test_body_beyond_the_upload_limit_is_413_json(api, admin_secret, settings):
     response = api.post("/api/v1/invites", admin_secret, {"role": "member", "pad": "x" * 2000})
     assert response.status_code == 413
     assert response.json() == {"code": "payload_too_large", "message": "payload too large", "status": 413}
+
+
+@pytest.mark.parametrize(("given", "stored"), [("2999-01-01", "2999-01-01T00:00:00.000Z"), ("2999-01-01T10:00:00", "2999-01-01T10:00:00.000Z")])
+def test_api_key_expiry_without_an_offset_is_utc_as_on_the_socket(api, admin_secret, given, stored):
+    """Given an expiry with no offset, when an admin key creates a key over /api/v1, then it is read as UTC —
+    the same rule `apikey_create` applies over the WebSocket (one parser in the service)."""
+    response = api.post("/api/v1/api-keys", admin_secret, {"label": "utc", "capabilities": ["read"], "expiresAt": given})
+    assert response.status_code == 201, response.json()
+    assert response.json()["expiresAt"] == stored
