@@ -32,7 +32,7 @@ def record_results(suite: str, part: str, figures: dict[str, Any]) -> None:
 
 def hello_frame(identity: Identity, *, mesh_id: str | None = None, timestamp: int | None = None, **overrides) -> dict:
     """A hello signed over `mesh_id` and `timestamp` (a hostile hello signs what it sends)."""
-    return hello_for(identity, mesh_id=mesh_id, signed_at=timestamp, cwd="/tmp/acceptance", **overrides)
+    return hello_for(identity, mesh_id=mesh_id, signed_at=timestamp, **{"cwd": "/tmp/acceptance", **overrides})
 
 
 async def authenticated(identity: Identity, **overrides) -> Socket:
