@@ -12,11 +12,10 @@ from peer.claude_setup import ClaudePaths, SetupError, install, uninstall
 from peer.cli_admin import cmd_apikey_create, cmd_apikey_list, cmd_apikey_revoke, cmd_invite
 from peer.cli_context import Context, Parser, config_groups, run_async, with_client
 from peer.cli_inbox import cmd_inbox, cmd_watch
-from peer.client import PRIORITIES
 from peer.config import default_display_name
 from peer.connection_terms import CLI_CHANNEL
 from peer.enroll import EnrollError, join
-from peer.hook import STATUSES, run_hook
+from peer.hook import run_hook
 from peer.output import (
     FAILURE,
     INTERNAL_ERROR,
@@ -26,6 +25,7 @@ from peer.output import (
     CliError,
     Output,
 )
+from protocol.vocabulary import PRIORITIES, STATUSES
 
 # --- commands: local --------------------------------------------------------------------------------------
 

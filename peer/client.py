@@ -18,9 +18,9 @@ from peer.targets import Target, resolve_target
 from protocol.crypto import SigningKeypair
 from protocol.encoding import iso_ms
 from protocol.envelope import open_push, seal_direct, seal_group
+from protocol.vocabulary import PRIORITIES
 
 PEER_CACHE_SECONDS = 30.0
-PRIORITIES = ("now", "next", "low")
 
 
 def now_iso() -> str:

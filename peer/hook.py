@@ -13,8 +13,8 @@ import sys
 import httpx
 
 from peer.config import ConfigStore, http_origin
+from protocol.vocabulary import STATUSES
 
-STATUSES = ("idle", "working", "dnd")
 STDIN_WAIT_SECONDS = 0.5
 STDIN_MAX_BYTES = 256 * 1024
 

@@ -18,13 +18,13 @@ from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 
-from peer.client import PRIORITIES, MeshClient, now_iso
+from peer.client import MeshClient, now_iso
 from peer.config import Config, ConfigError, ConfigStore, MeshEntry
 from peer.connection_terms import ConnectionUnavailable, HelloOptions, RequestFailed
-from peer.hook import STATUSES
 from peer.inbox import Inbox, InboxMessage
 from peer.session_slots import SessionSlot, claim_slot
 from peer.targets import TargetError
+from protocol.vocabulary import PRIORITIES, STATUSES
 
 SERVER_VERSION = "0.3.0"
 CHANNEL_METHOD = "notifications/claude/channel"

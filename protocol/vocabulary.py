@@ -5,10 +5,9 @@ The server's model choices take their values from here, so a new word is added o
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 
-DIRECT_TARGET = re.compile(r"^[0-9a-fA-F]{64}$")  # a member or session ed25519 key, in hex
+from protocol.encoding import HEX64
 
 
 class Priority(StrEnum):
@@ -36,5 +35,5 @@ API_KEY_CAPABILITIES: tuple[str, ...] = tuple(ApiKeyCapability)
 
 
 def is_direct_target(target_spec: str) -> bool:
-    """A target spec naming one key (not `*`, `@group` or `#topic`)."""
-    return DIRECT_TARGET.fullmatch(target_spec) is not None
+    """A target spec naming one member or session key in hex (not `*`, `@group` or `#topic`)."""
+    return HEX64.fullmatch(target_spec) is not None
