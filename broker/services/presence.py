@@ -20,6 +20,7 @@ from broker.services.handshake import Hello
 from broker.services.status import pending_hook_status_take
 from meshes.audit import audit_append
 from meshes.models import Member
+from protocol.encoding import iso_or_none
 
 EXPIRE_BATCH = 500
 
@@ -94,7 +95,7 @@ def presence_open(*, hello: Hello, member: Member, worker_id: str) -> OpenedPres
     )
     event_data: dict[str, Any] = {"name": display_name, "pubkey": presence.routing_pubkey, "groups": groups}
     if saved is not None:
-        event_data["lastSeenAt"] = wire.iso_or_none(saved.last_seen_at)
+        event_data["lastSeenAt"] = iso_or_none(saved.last_seen_at)
         event_data["summary"] = saved.last_summary or None
     return OpenedPresence(
         presence=presence,

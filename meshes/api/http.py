@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-
-from protocol.encoding import iso_ms
 
 # The broker's JSON body cap (protocol.md §6): larger bodies get 413 before they are parsed.
 MAX_BROKER_BODY_BYTES = 65_536
@@ -38,10 +35,6 @@ class BadBody(Exception):
 def error_response(code: str, message: str, status: int, **extra: Any) -> JsonResponse:
     """The `/api/v1` error shape: `{code, message, status}` plus any detail the error carries."""
     return JsonResponse({**extra, "code": code, "message": message, "status": status}, status=status)
-
-
-def iso(moment: datetime | None) -> str | None:
-    return iso_ms(moment) if moment is not None else None
 
 
 def declared_length(request: HttpRequest) -> int:

@@ -6,9 +6,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from meshes.api.http import iso
 from meshes.models import Invite, Member
 from protocol import invites as wire_invites
+from protocol.encoding import iso_or_none
 
 
 def _invalid(reason: str, invite: Invite | None = None) -> dict[str, Any]:
@@ -17,7 +17,7 @@ def _invalid(reason: str, invite: Invite | None = None) -> dict[str, Any]:
         "reason": reason,
         "meshName": invite.mesh.name if invite else None,
         "inviterName": _inviter_name(invite) if invite else None,
-        "expiresAt": iso(invite.expires_at) if invite else None,
+        "expiresAt": iso_or_none(invite.expires_at) if invite else None,
     }
 
 
@@ -53,7 +53,7 @@ def invite_preview(*, token: str) -> dict[str, Any]:
         "inviterName": _inviter_name(invite),
         "memberCount": Member.objects.filter(mesh=invite.mesh, revoked_at=None).count(),
         "role": invite.role,
-        "expiresAt": iso(invite.expires_at),
+        "expiresAt": iso_or_none(invite.expires_at),
         "maxUses": invite.max_uses,
         "usedCount": invite.used_count,
         "token": invite.token,

@@ -9,9 +9,10 @@ from django.http import HttpRequest, JsonResponse
 from meshes import selectors, services
 from meshes.actors import Actor
 from meshes.api.auth import requires_key
-from meshes.api.http import error_response, iso, json_object, route
+from meshes.api.http import error_response, json_object, route
 from meshes.models import ApiKeyCapability, Invite, Member
 from meshes.wire import api_key_entry, api_key_revoke_body
+from protocol.encoding import iso_or_none
 
 
 def _not_allowed(allowed: list[str]) -> JsonResponse:
@@ -37,8 +38,8 @@ def _member_json(member: Member) -> dict[str, Any]:
         "roleTag": member.role_tag,
         "pubkey": member.pubkey,
         "groups": member.default_groups,
-        "joinedAt": iso(member.joined_at),
-        "lastSeenAt": iso(member.last_seen_at),
+        "joinedAt": iso_or_none(member.joined_at),
+        "lastSeenAt": iso_or_none(member.last_seen_at),
     }
 
 
@@ -50,9 +51,9 @@ def _invite_json(invite: Invite, *, with_links: bool) -> dict[str, Any]:
         "maxUses": invite.max_uses,
         "usedCount": invite.used_count,
         "state": invite.state(),
-        "expiresAt": iso(invite.expires_at),
-        "createdAt": iso(invite.created_at),
-        "revokedAt": iso(invite.revoked_at),
+        "expiresAt": iso_or_none(invite.expires_at),
+        "createdAt": iso_or_none(invite.created_at),
+        "revokedAt": iso_or_none(invite.revoked_at),
     }
     if with_links:
         # The v1 token carries the mesh root key: only admin keys reach these handlers.
@@ -76,7 +77,7 @@ def _me(request: HttpRequest, actor: Actor) -> JsonResponse:
                 "prefix": key.secret_prefix,
                 "capabilities": key.capabilities,
                 "topicScopes": key.topic_scopes,
-                "expiresAt": iso(key.expires_at),
+                "expiresAt": iso_or_none(key.expires_at),
             },
         }
     )
