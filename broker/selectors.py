@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Max
-
-from broker.models import Delivery, DeliveryState, Message, Presence
+from broker.models import Delivery, Message, Presence
 from broker.services.liveness import live_presences
 from meshes.models import Member
 
@@ -50,6 +48,7 @@ def members_list(*, mesh_id: str) -> list[Member]:
 class MessageStatus:
     message: Message
     deliveries: list[Delivery]  # with their recipient members
+    delivered: bool  # every row is (a message with no row is not)
     delivered_at: datetime | None  # when the last row was delivered, once every row is
 
 
@@ -61,7 +60,6 @@ def message_status(*, mesh_id: str, message_id: Any) -> MessageStatus | None:
     if message is None:
         return None
     rows = list(Delivery.objects.filter(message=message).select_related("recipient_member").order_by("id"))
-    delivered_at = None
-    if rows and all(row.state == DeliveryState.DELIVERED for row in rows):
-        delivered_at = Delivery.objects.filter(message=message).aggregate(at=Max("delivered_at"))["at"]
-    return MessageStatus(message, rows, delivered_at)
+    delivered = bool(rows) and all(row.is_delivered for row in rows)
+    delivered_at = max((row.delivered_at for row in rows if row.delivered_at), default=None) if delivered else None
+    return MessageStatus(message, rows, delivered, delivered_at)

@@ -160,9 +160,8 @@ def peer_entry(presence: Any) -> dict[str, Any]:
 
 
 def message_status_result(status: Any) -> dict[str, Any]:
-    """§3.11 from a `selectors.MessageStatus`: delivered only when every row is."""
+    """§3.11 from a `selectors.MessageStatus`."""
     message, deliveries = status.message, status.deliveries
-    delivered = bool(deliveries) and all(row.is_delivered for row in deliveries)
     recipients = [
         {
             "name": row.recipient_member.display_name,
@@ -179,8 +178,8 @@ def message_status_result(status: Any) -> dict[str, Any]:
         "type": "message_status_result",
         "messageId": message.id,
         "targetSpec": message.target_spec,
-        "delivered": delivered,
-        "deliveredAt": iso_or_none(status.delivered_at) if delivered else None,
+        "delivered": status.delivered,
+        "deliveredAt": iso_or_none(status.delivered_at),
         "recipients": recipients,
     }
 
