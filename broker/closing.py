@@ -33,17 +33,18 @@ class ClosePath:
         # Rows already written to an ack-less socket are delivered, not released; wait for those marks only.
         await self.marks.settle()
         try:
-            closed = await database_sync_to_async(presence_close)(presence_id=conn.presence_id)
+            await self._close_presence(conn.presence_id, conn.mesh_id, conn.member_id)
         except Exception:
             logger.exception("closing presence %s failed; the sweep retries it", conn.presence_id)
             self.unfinished[conn.presence_id] = (conn.mesh_id, conn.member_id)
-            return
-        if closed is not None and closed.was_live:
-            await self.fanout.broadcast(conn.mesh_id, closed.left_event, exclude_member_id=conn.member_id)
 
     async def retry_unfinished(self) -> None:
         for presence_id, (mesh_id, member_id) in list(self.unfinished.items()):
-            closed = await database_sync_to_async(presence_close)(presence_id=presence_id)
+            await self._close_presence(presence_id, mesh_id, member_id)
             del self.unfinished[presence_id]
-            if closed is not None and closed.was_live:
-                await self.fanout.broadcast(mesh_id, closed.left_event, exclude_member_id=member_id)
+
+    async def _close_presence(self, presence_id: str, mesh_id: str, member_id: str) -> None:
+        """Close the row (state saved, rows released); whoever closed it first owns `peer_left`."""
+        closed = await database_sync_to_async(presence_close)(presence_id=presence_id)
+        if closed is not None and closed.was_live:
+            await self.fanout.broadcast(mesh_id, closed.left_event, exclude_member_id=member_id)

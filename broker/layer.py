@@ -30,11 +30,11 @@ class Deliver:
     items: list[DeliverItem]
 
     def to_layer(self) -> dict[str, Any]:
-        return {"type": self.kind, "items": [list(item) for item in self.items]}
+        return {"type": self.kind, "items": self.items}  # tuples travel as arrays: no per-item copy
 
     @classmethod
     def from_layer(cls, message: dict[str, Any]) -> Deliver:
-        return cls([tuple(item) for item in message.get("items", ())])
+        return cls(message.get("items", []))
 
 
 @dataclass(frozen=True)
@@ -165,9 +165,9 @@ class WorkerLayer:
         self.worker_id = f"local.{uuid.uuid4().hex}"
 
     async def open(self) -> None:
-        if self.remote:
-            self.worker_id = await self._layer.new_channel("broker")
-            await self.join_group()
+        """Take this worker's channel on a shared layer (call only when `remote`)."""
+        self.worker_id = await self._layer.new_channel("broker")
+        await self.join_group()
 
     async def join_group(self) -> None:
         """Group membership expires in channels-redis: called again at every heartbeat."""

@@ -106,13 +106,14 @@ class SendPipeline:
     async def _push(self, batch: list[QueuedSend], outcomes: list[SendOutcome]) -> None:
         """Then: the pre-claimed rows, from memory: a local socket directly, another worker's in one message."""
         elsewhere: dict[str, list[DeliverItem]] = defaultdict(list)
+        here = self.fanout.worker_id
         for (_, _, _, started), outcome in zip(batch, outcomes, strict=True):
             if outcome.frame is None or not outcome.claimed:
                 continue
             text = wire.dumps(outcome.frame)
             message_id, priority = outcome.frame["messageId"], outcome.frame["priority"]
             for worker_id, presence_id in outcome.claimed:
-                if worker_id != self.fanout.worker_id:
+                if worker_id != here:
                     elsewhere[worker_id].append((presence_id, message_id, priority, text))
                     continue
                 conn = self.registry.get(presence_id)

@@ -93,7 +93,7 @@ class Sweeper:
         await db(deliveries.deliveries_release_orphans)()
 
     async def retransmit_stale_pushes(self) -> None:
-        if not len(self.registry):
+        if not self.registry:
             return
         # While this worker lags (sends or marks queued), acks lag too: stretch the window by that lag.
         window = conf.retransmit_seconds()
@@ -111,7 +111,7 @@ class Sweeper:
                 await conn.deliver_claimed([(frame["messageId"], frame["priority"], wire.dumps(frame))])
 
     async def drain_pending_recipients(self) -> None:
-        if not len(self.registry):
+        if not self.registry:
             return
         for member_id, session in await db(deliveries.pending_recipients)(worker_id=self.layer.worker_id):
             for conn in self.registry.of_member(member_id):
@@ -119,7 +119,7 @@ class Sweeper:
                     conn.request_drain()
 
     async def evict_revoked(self) -> None:
-        if not len(self.registry):
+        if not self.registry:
             return
         for presence_id in await db(presence.presences_to_evict)(worker_id=self.layer.worker_id):
             conn = self.registry.get(presence_id)
