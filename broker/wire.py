@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
@@ -58,28 +57,6 @@ def request_ack(request: dict[str, Any]) -> dict[str, Any]:
     return with_req_id(frame, request)
 
 
-def push(
-    *,
-    message_id: str,
-    mesh_id: str,
-    sender_pubkey: str,
-    priority: str,
-    nonce: str,
-    ciphertext: str,
-    created_at: datetime,
-) -> dict[str, Any]:
-    return {
-        "type": "push",
-        "messageId": message_id,
-        "meshId": mesh_id,
-        "senderPubkey": sender_pubkey,
-        "priority": priority,
-        "nonce": nonce,
-        "ciphertext": ciphertext,
-        "createdAt": iso_ms(created_at),
-    }
-
-
 def system_push(mesh_id: str, event: str, event_data: dict[str, Any], priority: str = Priority.LOW) -> dict[str, Any]:
     return {
         "type": "push",
@@ -97,16 +74,17 @@ def system_push(mesh_id: str, event: str, event_data: dict[str, Any], priority: 
 
 
 def message_push(message: Any) -> dict[str, Any]:
-    """The `push` a recipient gets for a stored message (a row or a model instance): every delivery path."""
-    return push(
-        message_id=message.id,
-        mesh_id=message.mesh_id,
-        sender_pubkey=message.sender_pubkey,
-        priority=message.priority,
-        nonce=message.nonce,
-        ciphertext=message.ciphertext,
-        created_at=message.created_at,
-    )
+    """The `push` a recipient gets for a stored message (a row or a model instance): every delivery path (§3.8)."""
+    return {
+        "type": "push",
+        "messageId": message.id,
+        "meshId": message.mesh_id,
+        "senderPubkey": message.sender_pubkey,
+        "priority": message.priority,
+        "nonce": message.nonce,
+        "ciphertext": message.ciphertext,
+        "createdAt": iso_ms(message.created_at),
+    }
 
 
 def hello_ack(*, presence: Any, member: Any, saved: Any | None, hello_groups: list[dict[str, str]]) -> dict[str, Any]:

@@ -13,16 +13,16 @@ from typing import Any
 
 from django.db.models import Q
 
-from broker.models import DeliveryState, PeerState, Presence, Status, session_key
+from broker.models import DeliveryState, PeerState, Presence, session_key
 from broker.services.bulk import DeliveryRow
 from broker.services.liveness import effective_status, live_presences
 from meshes.models import Member
-from protocol.vocabulary import Priority, is_direct_target
+from protocol.vocabulary import Priority, Status, is_direct_target
 
 DEFAULT_GRANTS = ("read", "dm", "broadcast", "state-read")
 NO_PEER = "no connected peer for target (not online, or targetSpec is your own key without another session)"
 BLOCKED = "blocked by recipient grants (sender lacks dm capability)"
-IDLE, NOW = str(Status.IDLE), str(Priority.NOW)
+IDLE, NOW = Status.IDLE.value, Priority.NOW.value  # plain str: compared once per recipient
 MEMBER_FIELDS = ("id", "mesh_id", "pubkey", "peer_grants", "default_groups")
 PRESENCE_FIELDS = (
     "id", "mesh_id", "member_id", "session_id", "session_pubkey", "groups", "visible", "worker_id",

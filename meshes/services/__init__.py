@@ -2,15 +2,11 @@
 and the broker call these (as `services.<name>`) and hold no rules of their own."""
 
 from meshes.services.api_keys import (
-    API_KEY_PREFIX,
-    RevokeOutcome,
     api_key_authenticate,
     api_key_create,
     api_key_revoke,
 )
-from meshes.services.checks import slugify_mesh_name
 from meshes.services.invites import (
-    JoinResult,
     invite_accept_for_user,
     invite_claim_v2,
     invite_create,
@@ -21,9 +17,6 @@ from meshes.services.invites import (
 from meshes.services.meshes import member_remove, member_set_role, mesh_archive, mesh_create, mesh_rename
 
 __all__ = [
-    "API_KEY_PREFIX",
-    "JoinResult",
-    "RevokeOutcome",
     "api_key_authenticate",
     "api_key_create",
     "api_key_revoke",
@@ -38,5 +31,4 @@ __all__ = [
     "mesh_archive",
     "mesh_create",
     "mesh_rename",
-    "slugify_mesh_name",
 ]
