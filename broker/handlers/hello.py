@@ -19,7 +19,7 @@ async def handle_hello(conn, frame) -> None:
         return
     worker = get_worker()
     try:
-        handshake.check_session_pubkey(frame)
+        handshake.check_session_pubkey(frame)  # step 1 needs no read: refuse it before the lookup (check_hello repeats it)
         lookup = await database_sync_to_async(handshake.hello_lookup)(
             mesh_id=frame.get("meshId"), pubkey=frame.get("pubkey")
         )
