@@ -23,6 +23,11 @@ def max_connections_per_mesh() -> int:
     return get("BROKER_MAX_CONNECTIONS_PER_MESH", 100)
 
 
+def max_connections_per_member() -> int:
+    """Live connections one member may hold, all workers: always below the mesh cap, so no member can fill it."""
+    return max(1, min(get("BROKER_MAX_CONNECTIONS_PER_MEMBER", 10), max_connections_per_mesh() - 1))
+
+
 def max_connections_per_ip() -> int:
     return get("BROKER_MAX_CONNECTIONS_PER_IP", 20000)
 

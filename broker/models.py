@@ -82,6 +82,22 @@ def session_key(session_pubkey: str | None, session_id: str) -> str:
     return session_pubkey or f"sid:{session_id}"
 
 
+class SessionKey(models.Model):
+    """A session key belongs to the member that first declared it in its mesh: nobody else may say hello with it,
+    so a session key always names one member's sessions (routing, acks and `senderPubkey` rely on that)."""
+
+    mesh = models.ForeignKey("meshes.Mesh", on_delete=models.CASCADE, related_name="+")
+    session_pubkey = models.CharField(max_length=64)
+    member = models.ForeignKey("meshes.Member", on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["mesh", "session_pubkey"], name="session_key_mesh_unique")]
+
+    def __str__(self) -> str:
+        return f"session key {self.session_pubkey[:8]} of {self.member_id[:8]}"
+
+
 class PeerState(models.Model):
     """Saved at every disconnect, restored at hello (protocol.md §4.9)."""
 

@@ -9,6 +9,7 @@ from channels.db import database_sync_to_async
 from broker import metrics, wire
 from broker.handlers.registry import handler
 from broker.services import handshake, presence
+from broker.services.hello_replay import hello_use_once
 from broker.worker import get_worker
 
 
@@ -21,9 +22,10 @@ async def handle_hello(conn, frame) -> None:
     try:
         handshake.check_session_pubkey(frame)  # step 1 needs no read: refuse it before the lookup (check_hello repeats it)
         lookup = await database_sync_to_async(handshake.hello_lookup)(
-            mesh_id=frame.get("meshId"), pubkey=frame.get("pubkey")
+            mesh_id=frame.get("meshId"), pubkey=frame.get("pubkey"), session_id=frame.get("sessionId")
         )
         hello = handshake.check_hello(frame=frame, lookup=lookup, now_ms=int(time.time() * 1000))
+        await database_sync_to_async(hello_use_once)(signature=frame["signature"])
         opened = await database_sync_to_async(presence.presence_open)(
             hello=hello, member=lookup.member, worker_id=worker.worker_id
         )

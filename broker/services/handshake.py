@@ -57,9 +57,10 @@ class HelloLookup:
     member: Member | None
     mesh: Mesh | None
     revoked: bool
+    member_live_count: int = 0  # the member's live connections, not counting the one this hello replaces
 
 
-def hello_lookup(*, mesh_id: Any, pubkey: Any) -> HelloLookup:
+def hello_lookup(*, mesh_id: Any, pubkey: Any, session_id: Any = None) -> HelloLookup:
     if not is_id_fragment(mesh_id):
         return HelloLookup(0, None, None, False)
     mesh = Mesh.objects.filter(pk=mesh_id).first()
@@ -68,7 +69,13 @@ def hello_lookup(*, mesh_id: Any, pubkey: Any) -> HelloLookup:
         return HelloLookup(live_count, None, mesh, False)
     rows = list(Member.objects.filter(mesh_id=mesh_id, pubkey=pubkey).order_by("revoked_at"))
     member = next((m for m in rows if m.revoked_at is None), None)
-    return HelloLookup(live_count, member, mesh, revoked=member is None and bool(rows))
+    member_live_count = 0
+    if member is not None:
+        own = live_presences().filter(mesh_id=mesh_id, member_id=member.id)
+        if isinstance(session_id, str) and storable(session_id):
+            own = own.exclude(session_id=session_id[:200])
+        member_live_count = own.count()
+    return HelloLookup(live_count, member, mesh, revoked=member is None and bool(rows), member_live_count=member_live_count)
 
 
 # --- the steps, in order --------------------------------------------------------------------------------
@@ -146,6 +153,15 @@ def _check_session_fields(frame: dict[str, Any]) -> None:
         raise HandshakeRejected("malformed")
 
 
+def _check_member_capacity(lookup: HelloLookup) -> None:
+    """[PY] One member holds at most its share of the mesh, so it cannot lock the others out."""
+    limit = conf.max_connections_per_member()
+    if lookup.member_live_count >= limit:
+        raise HandshakeRejected(
+            "member_capacity", f"this member already has {limit} live connections (the most one member may hold)"
+        )
+
+
 def _check_storable(frame: dict[str, Any]) -> None:
     """Values the presence row cannot hold (NUL, lone surrogates, a pid outside bigint) would fail the insert and
     leave the socket open and unauthenticated: refuse them as malformed instead."""
@@ -157,7 +173,7 @@ def _check_storable(frame: dict[str, Any]) -> None:
 
 
 def check_hello(*, frame: dict[str, Any], lookup: HelloLookup, now_ms: int) -> Hello:
-    """Steps 1–6 of §2.4 in the reference's order, then the fields the presence row needs."""
+    """Steps 1–6 of §2.4 in the reference's order, then the fields the presence row needs and the member's cap."""
     session_pubkey = check_session_pubkey(frame)
     _check_capacity(lookup)
     _check_timestamp(frame, now_ms)
@@ -165,6 +181,7 @@ def check_hello(*, frame: dict[str, Any], lookup: HelloLookup, now_ms: int) -> H
     member = _check_membership(lookup, frame["meshId"])
     _check_session_fields(frame)
     _check_storable(frame)
+    _check_member_capacity(lookup)
     return Hello(
         mesh_id=frame["meshId"],
         member_id=member.id,

@@ -13,10 +13,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from broker import conf, wire
-from broker.models import PeerState, Presence, Status, StatusSource
+from broker.models import PeerState, Presence, SessionKey, Status, StatusSource
 from broker.presence_fields import clean_groups, stats_merged
 from broker.services.deliveries import deliveries_release, deliveries_release_orphans
-from broker.services.handshake import Hello
+from broker.services.handshake import Hello, HandshakeRejected
 from broker.services.status import pending_hook_status_take
 from meshes.audit import audit_append
 from meshes.models import Member
@@ -42,13 +42,28 @@ class ClosedPresence:
     left_event: dict[str, Any]
 
 
+def _claim_session_key(*, hello: Hello, member: Member) -> None:
+    """[PY] The first member to declare a session key owns it; another member's hello with it is refused."""
+    if hello.session_pubkey is None:
+        return
+    taken = SessionKey.objects.get_or_create(
+        mesh_id=hello.mesh_id, session_pubkey=hello.session_pubkey, defaults={"member": member}
+    )[0].member_id != member.id or (
+        Member.objects.filter(mesh_id=hello.mesh_id, pubkey=hello.session_pubkey).exclude(pk=member.id).exists()
+    )
+    if taken:
+        raise HandshakeRejected("session_pubkey_taken", "sessionPubkey belongs to another member of this mesh")
+
+
 @transaction.atomic
 def presence_open(*, hello: Hello, member: Member, worker_id: str) -> OpenedPresence:
     now = timezone.now()
-    # Same (mesh, sessionId) replaces the older connection, on whichever worker it lives (§2.7).
+    _claim_session_key(hello=hello, member=member)
+    # Same (mesh, member, sessionId) replaces the older connection, on whichever worker it lives (§2.7); [PY]
+    # another member's session never does, whatever sessionId it claims.
     replaced = list(
         Presence.objects.select_for_update()
-        .filter(mesh_id=hello.mesh_id, session_id=hello.session_id, disconnected_at=None)
+        .filter(mesh_id=hello.mesh_id, member_id=member.id, session_id=hello.session_id, disconnected_at=None)
         .values_list("id", "worker_id")
     )
     if replaced:
