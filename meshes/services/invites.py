@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from meshes.actors import Actor
 from meshes.audit import audit_append
-from meshes.errors import Gone, NotFound, ServiceError
+from meshes.errors import Conflict, Gone, NotFound, ServiceError
 from meshes.models import Invite, Member, Mesh, Role
 from meshes.services.checks import audit, check_int, printable, require_live_mesh, user_display_name
 from protocol import invites as wire_invites
@@ -280,12 +280,14 @@ def invite_claim_v2(
     except CryptoError:
         raise ServiceError("malformed", "cannot seal to that key") from None
     pubkey = peer_pubkey.lower() if peer_pubkey else None
-    member = Member.objects.filter(mesh=mesh, pubkey=pubkey, revoked_at=None).first() if pubkey else None
-    if member is None:
-        if not _consume_invite_use(invite):
-            raise Gone("exhausted", "invite has no uses left")
-        name = printable(display_name or "").strip() or f"member-{recipient_x25519_pubkey[:8]}"
-        member = _join_member(invite=invite, pubkey=pubkey, display_name=name)
+    # A claim creates a member and uses the invite, or is refused: naming a key that is already a member must
+    # not hand out the root key again without a use or an audit record.
+    if pubkey and Member.objects.filter(mesh=mesh, pubkey=pubkey, revoked_at=None).exists():
+        raise Conflict("already_member", "that peer_pubkey is already a member of this mesh")
+    if not _consume_invite_use(invite):
+        raise Gone("exhausted", "invite has no uses left")
+    name = printable(display_name or "").strip() or f"member-{recipient_x25519_pubkey[:8]}"
+    member = _join_member(invite=invite, pubkey=pubkey, display_name=name)
     Invite.objects.filter(pk=invite.pk).update(claimed_by_pubkey=recipient_x25519_pubkey[:64])
     return {
         "sealed_root_key": b64url_encode(sealed),

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from meshes import services
-from meshes.models import Invite, Member, Mesh
+from meshes.models import AuditEvent, Invite, Member, Mesh
 from tests.support.oracles import b64url, unb64url
 
 pytestmark = pytest.mark.django_db
@@ -46,15 +46,28 @@ def test_claim_creates_an_unbound_member_and_takes_a_use(api, invite, mesh, path
     assert Invite.objects.get(pk=invite.pk).used_count == 1
 
 
-def test_claim_with_peer_pubkey_binds_the_identity_and_is_idempotent(api, invite, peer):
+def test_claim_with_peer_pubkey_binds_the_identity(api, invite, peer):
     body = {"recipient_x25519_pubkey": x25519_public(), "peer_pubkey": peer.public_hex, "display_name": "box"}
-    first = claim(api, invite.code, body)
-    second = claim(api, invite.code, {**body, "recipient_x25519_pubkey": x25519_public()})
-    member = Member.objects.get(pk=first[1]["member_id"])
-    assert first[0] == second[0] == 200
-    assert second[1]["member_id"] == member.id
+    status, answer = claim(api, invite.code, body)
+    member = Member.objects.get(pk=answer["member_id"])
+    assert status == 200
     assert (member.pubkey, member.display_name) == (peer.public_hex, "box")
     assert Invite.objects.get(pk=invite.pk).used_count == 1
+
+
+def test_claim_naming_an_existing_members_key_is_refused(api, invite, peer, mesh):
+    """Given a member with key K, when anyone claims again naming K, then the claim is refused (409, no sealed root
+    key), the invite keeps its uses and no member or audit record is written."""
+    body = {"recipient_x25519_pubkey": x25519_public(), "peer_pubkey": peer.public_hex}
+    assert claim(api, invite.code, body)[0] == 200
+    audit_before = AuditEvent.objects.filter(mesh=mesh).count()
+    for _ in range(3):
+        status, answer = claim(api, invite.code, {**body, "recipient_x25519_pubkey": x25519_public()})
+        assert (status, answer["error"]) == (409, "already_member")
+        assert "sealed_root_key" not in answer
+    assert Invite.objects.get(pk=invite.pk).used_count == 1
+    assert Member.objects.filter(mesh=mesh, pubkey=peer.public_hex).count() == 1
+    assert AuditEvent.objects.filter(mesh=mesh).count() == audit_before
 
 
 @pytest.mark.parametrize(
