@@ -5,7 +5,6 @@ status hook. Permissive CORS as the reference; OPTIONS → 204.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import time
@@ -22,7 +21,7 @@ from broker import conf, metrics
 from broker.ratelimit import TokenBuckets
 from broker.services import status as status_services
 from broker.worker import get_worker
-from meshes.api.http import with_cors
+from meshes.api.http import BadBody, json_object, with_cors
 
 logger = logging.getLogger(__name__)
 STARTED = time.monotonic()
@@ -106,14 +105,10 @@ async def hook_set_status(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return JsonResponse({"ok": False, "error": "method not allowed"}, status=405)
     metrics.hook_requests.inc()
-    if len(request.body) > conf.max_message_bytes():
-        return JsonResponse({"ok": False, "error": "payload too large"}, status=413)
     try:
-        body = json.loads(request.body or b"{}")
-        if not isinstance(body, dict):
-            raise ValueError("body must be a JSON object")
-    except ValueError as exc:
-        return JsonResponse({"ok": False, "error": str(exc)}, status=500)
+        body = json_object(request, max_bytes=conf.max_message_bytes())
+    except BadBody as exc:
+        return JsonResponse({"ok": False, "error": exc.message, "code": exc.code}, status=exc.status)
     pid = body.get("pid") if isinstance(body.get("pid"), int) and not isinstance(body.get("pid"), bool) else None
     cwd, status = body.get("cwd"), body.get("status")
     if not _hook_limit().take(f"{pid or 0}:{cwd if isinstance(cwd, str) else ''}"):

@@ -16,7 +16,7 @@ from broker import conf, wire
 from broker.models import PeerState, Presence, SessionKey, Status, StatusSource
 from broker.presence_fields import clean_groups, stats_merged
 from broker.services.deliveries import deliveries_release, deliveries_release_orphans
-from broker.services.handshake import Hello, HandshakeRejected
+from broker.services.handshake import HandshakeRejected, Hello
 from broker.services.status import pending_hook_status_take
 from meshes.audit import audit_append
 from meshes.models import Member

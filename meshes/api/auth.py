@@ -54,9 +54,7 @@ def requires_key(capability: str | None = None) -> Callable[[Handler], Handler]:
             try:
                 return handler(request, actor, **kwargs)
             except BadBody as exc:
-                if exc.too_large:
-                    return error_response("payload_too_large", exc.message, 413)
-                return error_response("invalid_json", exc.message, 422)
+                return error_response(exc.code, exc.message, exc.status)
             except MeshError as exc:
                 return error_response(exc.code, exc.message, exc.status, **exc.extra)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -24,12 +25,17 @@ CORS_HEADERS = {
 
 
 class BadBody(Exception):
-    """The request body is not what the route accepts (bad JSON, not an object, too large)."""
+    """The request body is not what the route accepts: `code` is stable, `status` 400 or 413."""
 
-    def __init__(self, message: str, *, too_large: bool = False):
+    def __init__(self, code: str, message: str, *, status: int = 400):
         super().__init__(message)
+        self.code = code
         self.message = message
-        self.too_large = too_large
+        self.status = status
+
+    @property
+    def too_large(self) -> bool:
+        return self.status == 413
 
 
 def error_response(code: str, message: str, status: int, **extra: Any) -> JsonResponse:
@@ -44,24 +50,67 @@ def declared_length(request: HttpRequest) -> int:
         return 0
 
 
-def json_object(request: HttpRequest, *, max_bytes: int | None = None) -> dict[str, Any]:
-    """The body as a JSON object; an empty body is `{}`. Raises BadBody otherwise."""
-    if max_bytes is not None and declared_length(request) > max_bytes:
-        raise BadBody("payload too large", too_large=True)
+# Every JSON body any route reads obeys these: nothing legitimate comes near them, and past them the parser's own
+# limits (recursion, int digits) would fail with a 500 instead of a clear answer.
+MAX_JSON_DEPTH = 32
+MAX_NUMBER_CHARS = 40
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _too_deep(text: str) -> bool:
+    depth = 0
+    for bracket in _BRACKETS.findall(_STRINGS.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            return True
+    return False
+
+
+def _number(cast: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(literal: str) -> Any:
+        if len(literal) > MAX_NUMBER_CHARS:
+            raise BadBody("number_too_long", f"numbers in the body are limited to {MAX_NUMBER_CHARS} characters")
+        return cast(literal)
+
+    return parse
+
+
+def _no_constant(name: str) -> Any:
+    raise BadBody("invalid_json", f"{name} is not JSON")
+
+
+def json_object(
+    request: HttpRequest, *, max_bytes: int = MAX_BROKER_BODY_BYTES, allow_empty: bool = False
+) -> dict[str, Any]:
+    """The one JSON body reader of every HTTP route: the body as a JSON object, within the size, depth and number
+    limits. An empty body is `{}` only where the route allows it. Raises BadBody otherwise."""
+    if declared_length(request) > max_bytes:
+        raise BadBody("payload_too_large", f"the body is limited to {max_bytes} bytes", status=413)
     try:
         body = request.body
     except RequestDataTooBig:  # beyond DATA_UPLOAD_MAX_MEMORY_SIZE
-        raise BadBody("payload too large", too_large=True) from None
-    if max_bytes is not None and len(body) > max_bytes:
-        raise BadBody("payload too large", too_large=True)
+        raise BadBody("payload_too_large", f"the body is limited to {max_bytes} bytes", status=413) from None
+    if len(body) > max_bytes:
+        raise BadBody("payload_too_large", f"the body is limited to {max_bytes} bytes", status=413)
     if not body.strip():
-        return {}
+        if allow_empty:
+            return {}
+        raise BadBody("body_required", "this route needs a JSON object body")
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BadBody("request body is not valid JSON") from None
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadBody("invalid_utf8", "the body is not valid UTF-8") from None
+    if _too_deep(text):
+        raise BadBody("too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        data = json.loads(
+            text, parse_int=_number(int), parse_float=_number(float), parse_constant=_no_constant
+        )
+    except (json.JSONDecodeError, RecursionError, ValueError):
+        raise BadBody("invalid_json", "request body is not valid JSON") from None
     if not isinstance(data, dict):
-        raise BadBody("request body must be a JSON object")
+        raise BadBody("not_an_object", "request body must be a JSON object")
     return data
 
 

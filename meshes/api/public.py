@@ -11,7 +11,7 @@ import logging
 from django.http import HttpRequest, JsonResponse
 
 from meshes import services
-from meshes.api.http import MAX_BROKER_BODY_BYTES, BadBody, json_object, route
+from meshes.api.http import BadBody, json_object, route
 from meshes.api.previews import invite_preview
 from meshes.errors import ServiceError
 
@@ -28,11 +28,10 @@ def _not_allowed(allowed: list[str]) -> JsonResponse:
 
 def _join(request: HttpRequest) -> JsonResponse:
     try:
-        body = json_object(request, max_bytes=MAX_BROKER_BODY_BYTES)
+        body = json_object(request)
     except BadBody as exc:
-        if exc.too_large:
-            return JsonResponse({"ok": False, "error": "payload too large"}, status=413)
-        return JsonResponse({"ok": False, "error": exc.message}, status=400)
+        error = "payload too large" if exc.too_large else exc.message
+        return JsonResponse({"ok": False, "error": error, "code": exc.code}, status=exc.status)
     try:
         result = services.invite_join_v1(
             invite_token=body.get("invite_token"),
@@ -55,11 +54,10 @@ def _join(request: HttpRequest) -> JsonResponse:
 
 def _claim(request: HttpRequest, code: str) -> JsonResponse:
     try:
-        body = json_object(request, max_bytes=MAX_BROKER_BODY_BYTES)
+        body = json_object(request)
     except BadBody as exc:
-        if exc.too_large:
-            return JsonResponse({"error": "payload too large"}, status=413)
-        return JsonResponse({"error": "malformed", "detail": exc.message}, status=400)
+        error = "payload too large" if exc.too_large else "malformed"
+        return JsonResponse({"error": error, "code": exc.code, "detail": exc.message}, status=exc.status)
     try:
         result = services.invite_claim_v2(
             code=code,

@@ -95,12 +95,14 @@ def test_invite_create_validation_is_400_invalid_args(api, admin_secret, body, m
 
 
 @pytest.mark.parametrize("path", ["/api/v1/invites", "/api/v1/api-keys", "/api/v1/api-keys/revoke"])
-@pytest.mark.parametrize("raw", [b"{broken", b"[1, 2]", b'"text"', b"\xff\xfe"])
-def test_malformed_json_body_is_422(api, admin_secret, path, raw):
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [(b"{broken", "invalid_json"), (b"[1, 2]", "not_an_object"), (b'"text"', "not_an_object"), (b"\xff\xfe", "invalid_utf8")],
+)
+def test_malformed_json_body_is_400(api, admin_secret, path, raw, code):
     response = api.post(path, admin_secret, raw=raw)
-    assert response.status_code == 422
-    assert response.json()["code"] == "invalid_json" and response.json()["status"] == 422
-    assert "JSON" in response.json()["message"]
+    assert response.status_code == 400
+    assert response.json()["code"] == code and response.json()["status"] == 400
 
 
 @pytest.mark.parametrize(
@@ -232,7 +234,7 @@ def test_body_beyond_the_upload_limit_is_413_json(api, admin_secret, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     response = api.post("/api/v1/invites", admin_secret, {"role": "member", "pad": "x" * 2000})
     assert response.status_code == 413
-    assert response.json() == {"code": "payload_too_large", "message": "payload too large", "status": 413}
+    assert response.json()["code"] == "payload_too_large" and response.json()["status"] == 413
 
 
 @pytest.mark.parametrize(("given", "stored"), [("2999-01-01", "2999-01-01T00:00:00.000Z"), ("2999-01-01T10:00:00", "2999-01-01T10:00:00.000Z")])

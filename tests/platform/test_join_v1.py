@@ -226,7 +226,7 @@ def test_body_over_64_kib_is_413(api, invite, peer):
     body = body_for(invite, peer, display_name="x" * 70_000)
     response = api.post("/join", body=body)
     assert response.status_code == 413
-    assert response.json() == {"ok": False, "error": "payload too large"}
+    assert response.json() == {"ok": False, "error": "payload too large", "code": "payload_too_large"}
 
 
 def test_invalid_json_is_400(api):

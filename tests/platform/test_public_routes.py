@@ -91,7 +91,7 @@ def test_claim_bad_json_and_oversized_body(api, invite):
     bad = api.post(f"/invites/{invite.code}/claim", raw=b"{nope")
     big = api.post(f"/invites/{invite.code}/claim", body={"recipient_x25519_pubkey": "A" * 70_000})
     assert (bad.status_code, bad.json()["error"]) == (400, "malformed")
-    assert (big.status_code, big.json()) == (413, {"error": "payload too large"})
+    assert (big.status_code, big.json()["error"], big.json()["code"]) == (413, "payload too large", "payload_too_large")
 
 
 def test_claim_errors_in_order(api, owner_actor, mesh):
