@@ -26,7 +26,7 @@ migrate: install
 	$(BIN)/python manage.py collectstatic --noinput -v0
 
 run: migrate
-	$(BIN)/daphne -b $(HOST) -p $(PORT) --ping-interval 30 --ping-timeout 60 --websocket-max-message-size 65536 claudemesh.asgi:application
+	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
 test: install-dev
 	$(BIN)/python manage.py collectstatic --noinput -v0

@@ -1,14 +1,15 @@
 """Start a broker for benchmarking, write a roster, print the URLs and pids, and stop after --lifetime s.
 
-    python -m bench.run_server --db embedded                    # daphne + SQLite + in-memory layer
-    python -m bench.run_server --db postgres --workers 1        # Postgres + Redis, one daphne
-    python -m bench.run_server --db postgres --workers 2        # two daphne processes sharing Postgres + Redis
+    python -m bench.run_server --db embedded                    # manage.py serve + SQLite + in-memory layer
+    python -m bench.run_server --db postgres --workers 1        # Postgres + Redis, one server process
+    python -m bench.run_server --db postgres --workers 2        # two server processes sharing Postgres + Redis
+    python -m bench.run_server --server daphne ...              # daphne (or uvicorn) run directly, to compare
     python -m bench.run_server --db postgres --meshes 100 --peers 100   # roster of 100 meshes × 100 members
 
 It prints one JSON line {"urls", "pids", "roster", "state_dir"} on stdout (also written to STATE_DIR/server.json)
 and a ready-to-run `python -m bench ...` command on stderr. Always on 127.0.0.1; the database is recreated
 each time (a fresh SQLite file, or DROP/CREATE of --dbname) so runs start from the same state.
-No Django import here: the project's manage.py and daphne run as subprocesses.
+No Django import here: the project's manage.py (and daphne or uvicorn) run as subprocesses.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> N
 
 
 def server_command(args, port: int) -> list[str]:
+    if args.server == "serve":  # the project's own server command (uvicorn, websockets-sansio): what the README runs
+        return [sys.executable, "manage.py", "serve", "--port", str(port)]
     if args.server == "uvicorn":
         # uvloop + httptools + the `websockets` implementation, with daphne's keepalive settings.
         return [str(VENV_BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
@@ -109,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=("embedded", "postgres"), default="embedded")
     parser.add_argument("--workers", type=int, default=1, help="server processes, on consecutive ports (postgres only)")
-    parser.add_argument("--server", choices=("daphne", "uvicorn"), default="daphne")
+    parser.add_argument("--server", choices=("serve", "daphne", "uvicorn"), default="serve",
+                        help="serve: manage.py serve (default); daphne / uvicorn: those servers run directly, to compare")
     parser.add_argument("--uvicorn-ws", choices=("websockets", "websockets-sansio", "wsproto"), default="websockets",
                         help="uvicorn's WebSocket implementation (default websockets)")
     parser.add_argument("--port", type=int, default=7900, help="first port (default 7900)")

@@ -46,5 +46,5 @@ class ClosePath:
     async def _close_presence(self, presence_id: str, mesh_id: str, member_id: str) -> None:
         """Close the row (state saved, rows released); whoever closed it first owns `peer_left`."""
         closed = await database_sync_to_async(presence_close)(presence_id=presence_id)
-        if closed is not None and closed.was_live:
+        if closed is not None and closed.announce:
             await self.fanout.broadcast(mesh_id, closed.left_event, exclude_member_id=member_id)

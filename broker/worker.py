@@ -6,7 +6,9 @@ the worker, and a connection knows only the three hooks it is handed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
@@ -22,6 +24,9 @@ from broker.pipelines import MarkPipeline, SendPipeline
 from broker.ratelimit import SharedTokenBuckets, TokenBuckets
 from broker.registry import ConnectionRegistry
 from broker.sweeper import Sweeper
+
+logger = logging.getLogger(__name__)
+SHUTDOWN_CLOSE_SECONDS = 10.0
 
 
 class Worker:
@@ -63,6 +68,7 @@ class Worker:
             backlog_seconds=lambda: max(self.sends.batcher.backlog_seconds(), self.marks.batcher.backlog_seconds()),
         )
         self.hooks = ConnectionHooks(written=self.marks.written, acknowledged=self.marks.acknowledged, closed=self.closes.closed)
+        self.sockets: weakref.WeakSet[Connection] = weakref.WeakSet()  # every open socket, said hello or not
         self._tasks: list[asyncio.Task] = []
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -85,7 +91,19 @@ class Worker:
             self._started = True
 
     def connection(self, *, send, close_socket, ip: str) -> Connection:
-        return Connection(send=send, close_socket=close_socket, ip=ip, hooks=self.hooks)
+        conn = Connection(send=send, close_socket=close_socket, ip=ip, hooks=self.hooks)
+        self.sockets.add(conn)
+        return conn
+
+    async def shutdown(self, *, timeout: float = SHUTDOWN_CLOSE_SECONDS) -> None:
+        """The process is going away: every socket hears 1001 `shutting down` (so its client reconnects at once,
+        to another worker) and its presence is closed on the way out, state saved and rows released."""
+        closing = [asyncio.ensure_future(conn.close(1001, "shutting down")) for conn in list(self.sockets) if not conn.closed]
+        if closing:
+            _, late = await asyncio.wait(closing, timeout=timeout)
+            if late:
+                logger.warning("%d sockets did not close within %.0f s; their presences expire", len(late), timeout)
+        await self.stop()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -130,6 +148,16 @@ def get_worker() -> Worker:
 
 def current_worker() -> Worker | None:
     return _worker
+
+
+async def shutdown_current_worker() -> None:
+    """Graceful shutdown of this process's worker (the server calls it on SIGTERM, before its own shutdown)."""
+    global _worker
+    worker = _worker
+    if worker is None:
+        return
+    await worker.shutdown()
+    _worker = None
 
 
 async def stop_current_worker() -> None:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from broker import conf, wire
@@ -17,6 +18,7 @@ from broker.models import PeerState, Presence, SessionKey, Status, StatusSource
 from broker.presence_fields import clean_groups, stats_merged
 from broker.services.deliveries import deliveries_release, deliveries_release_orphans
 from broker.services.handshake import HandshakeRejected, Hello
+from broker.services.liveness import live_presences
 from broker.services.status import pending_hook_status_take
 from meshes.audit import audit_append
 from meshes.models import Member
@@ -38,7 +40,7 @@ class ClosedPresence:
     presence_id: str
     mesh_id: str
     member_id: str
-    was_live: bool
+    announce: bool  # this close owns the `peer_left` event
     left_event: dict[str, Any]
 
 
@@ -120,12 +122,19 @@ def presence_open(*, hello: Hello, member: Member, worker_id: str) -> OpenedPres
     )
 
 
+def _same_session(presence: Presence) -> Q:
+    """What other peers see as this session: its sessionId, or the key `peer_left` would name."""
+    key = Q(session_pubkey=presence.session_pubkey) if presence.session_pubkey else Q(session_pubkey__isnull=True)
+    return Q(session_id=presence.session_id) | key
+
+
 @transaction.atomic
 def presence_close(*, presence_id: str) -> ClosedPresence | None:
     """Full disconnect path, run exactly once per presence (§2.9, [PY] §10 item 2).
 
-    `was_live` is False when someone else (a replacing hello, the stale sweep) closed the row first; that
-    someone owns the `peer_left` event.
+    `announce` is False when someone else (a replacing hello, the stale sweep) closed the row first, since that
+    someone owns the `peer_left` event, and when the same session is live on another connection already (it
+    came back before its old row was closed): no `peer_left` for a session that is there.
     """
     presence = Presence.objects.select_for_update().filter(pk=presence_id).first()
     if presence is None:
@@ -135,16 +144,20 @@ def presence_close(*, presence_id: str) -> ClosedPresence | None:
     if was_live:
         presence.disconnected_at = now
         presence.save(update_fields=["disconnected_at"])
+    others = live_presences(now=now).filter(mesh_id=presence.mesh_id, member_id=presence.member_id).exclude(pk=presence.id)
     saved = PeerState.objects.select_for_update().filter(mesh_id=presence.mesh_id, member_id=presence.member_id).first()
     if saved is None:
         saved = PeerState(mesh_id=presence.mesh_id, member_id=presence.member_id)
-    saved.groups = presence.groups
-    saved.profile = presence.profile
-    saved.visible = presence.visible
-    saved.last_display_name = presence.display_name
+    # The member's longest-lived live connection owns the saved state: a short CLI connection that comes and goes
+    # beside it must not overwrite its groups, profile and visibility.
+    if not others.filter(connected_at__lt=presence.connected_at).exists():
+        saved.groups = presence.groups
+        saved.profile = presence.profile
+        saved.visible = presence.visible
+        saved.last_display_name = presence.display_name
+        saved.last_summary = presence.summary
     saved.cumulative_stats = stats_merged(saved.cumulative_stats, presence.stats)
     saved.last_seen_at = now
-    saved.last_summary = presence.summary
     saved.save()
     if was_live:
         audit_append(
@@ -159,7 +172,7 @@ def presence_close(*, presence_id: str) -> ClosedPresence | None:
         presence_id=presence.id,
         mesh_id=presence.mesh_id,
         member_id=presence.member_id,
-        was_live=was_live,
+        announce=was_live and not others.filter(_same_session(presence)).exists(),
         left_event=wire.system_push(
             presence.mesh_id, "peer_left", {"name": presence.display_name, "pubkey": presence.routing_pubkey}
         ),
@@ -201,7 +214,7 @@ def presences_expire() -> list[ClosedPresence]:
     closed = []
     for presence_id in ids:
         result = presence_close(presence_id=presence_id)
-        if result is not None and result.was_live:
+        if result is not None and result.announce:
             closed.append(result)
     return closed
 

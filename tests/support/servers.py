@@ -1,4 +1,4 @@
-"""Start real server processes for end-to-end tests (daphne or uvicorn on a free port)."""
+"""Start real server processes for end-to-end tests (`manage.py serve`, the server the README runs, on a free port)."""
 
 from __future__ import annotations
 
@@ -54,13 +54,12 @@ class ServerProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
-    daphne_flags: ClassVar[tuple[str, ...]] = ()  # extra command-line flags of a subclass
+    server_flags: ClassVar[tuple[str, ...]] = ()  # extra `manage.py serve` flags of a subclass
 
     def start(self) -> ServerProcess:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), *self.daphne_flags,
-             "claudemesh.asgi:application"],
+            [sys.executable, "manage.py", "serve", "--port", str(self.port), *self.server_flags],
             cwd=ROOT,
             env=self.env,
             stdout=log,
@@ -86,9 +85,7 @@ class ServerProcess:
 
 
 class BrokerWorker(ServerProcess):
-    """daphne with the broker's recommended flags (docs/broker.md): keepalive pings and the 64 KiB frame limit."""
-
-    daphne_flags = ("--ping-interval", "30", "--ping-timeout", "60", "--websocket-max-message-size", "65536")
+    """One broker worker of a several-worker deployment, as docs/broker.md starts them."""
 
 
 @contextmanager
