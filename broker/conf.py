@@ -48,6 +48,15 @@ def heartbeat_seconds() -> float:
     return get("BROKER_HEARTBEAT_SECONDS", 10)
 
 
+def worker_beat_seconds() -> float:
+    return get("BROKER_WORKER_BEAT_SECONDS", 1.0)
+
+
+def worker_dead_seconds() -> float:
+    """A worker whose beat is older than this is dead: its presences are retired."""
+    return get("BROKER_WORKER_DEAD_SECONDS", 5.0)
+
+
 def sweep_seconds() -> float:
     return get("BROKER_SWEEP_SECONDS", 2.0)
 

@@ -197,16 +197,23 @@ class WorkerLayer:
             logger.warning("channel-layer group send dropped", exc_info=True)
 
     async def listen(self, on_message: Callable[[LayerMessage], Awaitable[None]]) -> None:
-        """Receive forever (a task): a failed receive is retried, a failed handler logged."""
+        """Receive forever (a task): a failed receive is retried every second and logged once per outage, a failed
+        handler logged."""
+        failing = False
         while True:
             try:
                 raw = await self._layer.receive(self.worker_id)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.warning("channel-layer receive failed; retrying", exc_info=True)
+                if not failing:
+                    logger.warning("channel-layer receive failed; retrying every second", exc_info=True)
+                failing = True
                 await asyncio.sleep(1)
                 continue
+            if failing:
+                logger.warning("channel-layer receive works again")
+                failing = False
             try:
                 message = parse(raw)
                 if message is not None:

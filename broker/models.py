@@ -82,6 +82,18 @@ def session_key(session_pubkey: str | None, session_id: str) -> str:
     return session_pubkey or f"sid:{session_id}"
 
 
+class BrokerWorker(models.Model):
+    """A live worker process beats here every second; a worker whose beat stopped is dead, and any other worker
+    retires its presences within seconds instead of waiting for their 45 s leases."""
+
+    worker_id = models.CharField(primary_key=True, max_length=200)
+    started_at = models.DateTimeField(default=timezone.now)
+    beat_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"worker {self.worker_id}"
+
+
 class SessionKey(models.Model):
     """A session key belongs to the member that first declared it in its mesh: nobody else may say hello with it,
     so a session key always names one member's sessions (routing, acks and `senderPubkey` rely on that)."""

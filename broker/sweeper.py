@@ -18,7 +18,7 @@ from broker.inflight import InflightLedger
 from broker.layer import WorkerLayer
 from broker.ratelimit import TokenBuckets
 from broker.registry import ConnectionRegistry
-from broker.services import deliveries, presence
+from broker.services import deliveries, presence, workers
 
 logger = logging.getLogger(__name__)
 db = database_sync_to_async
@@ -45,8 +45,10 @@ class Sweeper:
         self.buckets = buckets
         self.backlog_seconds = backlog_seconds  # how long this worker's oldest queued send or mark has waited
         self._last_retention = 0.0
+        self._beating_since: float | None = None  # since when this worker's beats have all been stored
         self.jobs: list[Callable[[], Awaitable[None]]] = [
             closes.retry_unfinished,
+            self.retire_dead_workers,
             self.expire_dead_workers_presences,
             self.release_orphans,
             self.retransmit_stale_pushes,
@@ -78,13 +80,35 @@ class Sweeper:
                 await conn.close(1000, "disconnected_stale")
         self.buckets.forget_idle()
 
+    async def beat(self) -> None:
+        """This worker is alive (every BROKER_WORKER_BEAT_SECONDS): a cheap write others judge it by."""
+        try:
+            await db(workers.worker_beat)(worker_id=self.layer.worker_id)
+        except Exception:
+            if self._beating_since is not None:  # once per outage, not once a second
+                logger.warning("worker beat not stored (database unavailable?)", exc_info=True)
+            self._beating_since = None
+            return
+        if self._beating_since is None:
+            self._beating_since = time.monotonic()
+
     async def sweep(self) -> None:
         for job in self.jobs:
             await job()
 
     # --- the jobs ------------------------------------------------------------------------------------------
 
+    async def retire_dead_workers(self) -> None:
+        # Only a worker that has itself been beating for a whole window judges the others: after a database outage
+        # every beat is old, and the first worker back must not retire the rest.
+        if self._beating_since is None or time.monotonic() - self._beating_since < conf.worker_dead_seconds():
+            return
+        for closed in await db(workers.workers_retire_dead)():
+            metrics.ttl_sweeps.inc()
+            await self.fanout.broadcast(closed.mesh_id, closed.left_event, exclude_member_id=closed.member_id)
+
     async def expire_dead_workers_presences(self) -> None:
+        """The lease: the last resort for presences of a worker that never beat (or whose row is gone)."""
         for closed in await db(presence.presences_expire)():
             metrics.ttl_sweeps.inc()
             await self.fanout.broadcast(closed.mesh_id, closed.left_event, exclude_member_id=closed.member_id)

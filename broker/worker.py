@@ -11,6 +11,7 @@ import sys
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connections
 
@@ -23,6 +24,7 @@ from broker.layer import WorkerLayer
 from broker.pipelines import MarkPipeline, SendPipeline
 from broker.ratelimit import SharedTokenBuckets, TokenBuckets
 from broker.registry import ConnectionRegistry
+from broker.services.workers import worker_retire
 from broker.sweeper import Sweeper
 
 logger = logging.getLogger(__name__)
@@ -86,6 +88,8 @@ class Worker:
             if self.layer.remote:
                 await self.layer.open()
                 self._tasks.append(asyncio.ensure_future(self.layer.listen(self.fanout.on_layer_message)))
+            await self.sweeper.beat()  # before the first hello: a worker that dies at once is known to have lived
+            self._tasks.append(asyncio.ensure_future(Sweeper.every(conf.worker_beat_seconds(), self.sweeper.beat)))
             self._tasks.append(asyncio.ensure_future(Sweeper.every(conf.heartbeat_seconds(), self.sweeper.heartbeat)))
             self._tasks.append(asyncio.ensure_future(Sweeper.every(conf.sweep_seconds(), self.sweeper.sweep)))
             self._started = True
@@ -102,7 +106,12 @@ class Worker:
         if closing:
             _, late = await asyncio.wait(closing, timeout=timeout)
             if late:
-                logger.warning("%d sockets did not close within %.0f s; their presences expire", len(late), timeout)
+                logger.warning("%d sockets did not close within %.0f s; retiring their presences", len(late), timeout)
+        try:  # whatever is still open here is closed now, and this worker forgotten: nobody waits for a lease
+            for closed in await database_sync_to_async(worker_retire)(worker_id=self.worker_id):
+                await self.fanout.broadcast(closed.mesh_id, closed.left_event, exclude_member_id=closed.member_id)
+        except Exception:
+            logger.exception("retiring this worker's presences failed; the other workers retire them")
         await self.stop()
 
     async def stop(self) -> None:

@@ -136,7 +136,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # The worker's receive is a blocking BZPOPMIN of up to 5 s (channels-redis' brpop_timeout); redis-py's
+                # default socket timeout is also 5 s, so an idle worker's read timed out every time and logged it.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
                 "capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000),
                 "expiry": env_int("CHANNEL_LAYER_EXPIRY", 60),
                 "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "claudemesh"),
@@ -235,6 +237,8 @@ BROKER_SHARED_RATE_LIMIT = env_bool("BROKER_SHARED_RATE_LIMIT", True)  # in Redi
 BROKER_MESSAGE_RETENTION_DAYS = env_int("BROKER_MESSAGE_RETENTION_DAYS", 7)
 BROKER_PRESENCE_LEASE_SECONDS = env_int("BROKER_PRESENCE_LEASE_SECONDS", 45)
 BROKER_HEARTBEAT_SECONDS = env_int("BROKER_HEARTBEAT_SECONDS", 10)
+BROKER_WORKER_BEAT_SECONDS = float(os.environ.get("BROKER_WORKER_BEAT_SECONDS", "1"))
+BROKER_WORKER_DEAD_SECONDS = float(os.environ.get("BROKER_WORKER_DEAD_SECONDS", "5"))
 BROKER_SWEEP_SECONDS = float(os.environ.get("BROKER_SWEEP_SECONDS", "2"))
 BROKER_HELLO_TIMEOUT_SECONDS = env_int("BROKER_HELLO_TIMEOUT_SECONDS", 30)
 BROKER_BATCH_MS = float(os.environ.get("BROKER_BATCH_MS", "3"))

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from broker import conf
-from broker.models import Presence, Status, StatusSource
+from broker.models import BrokerWorker, Presence, Status, StatusSource
 
 
 def live_presences(*, now: datetime | None = None):
@@ -16,6 +16,13 @@ def live_presences(*, now: datetime | None = None):
     return Presence.objects.filter(
         disconnected_at=None, last_ping_at__gte=now - timedelta(seconds=conf.lease_seconds())
     )
+
+
+def dead_worker_ids(*, now: datetime | None = None) -> frozenset[str]:
+    """Workers whose beat stopped: their presences are ghosts until retired, so nothing is routed to them."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=conf.worker_dead_seconds())
+    return frozenset(BrokerWorker.objects.filter(beat_at__lt=stale).values_list("worker_id", flat=True))
 
 
 def effective_status(*, status: str, source: str, updated_at: datetime, now: datetime | None = None) -> str:

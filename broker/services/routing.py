@@ -15,7 +15,7 @@ from django.db.models import Q
 
 from broker.models import DeliveryState, PeerState, Presence, session_key
 from broker.services.bulk import DeliveryRow
-from broker.services.liveness import effective_status, live_presences
+from broker.services.liveness import dead_worker_ids, effective_status, live_presences
 from meshes.models import Member
 from protocol.vocabulary import Priority, Status, is_direct_target
 
@@ -98,6 +98,7 @@ class RoutingContext:
     session_owner: dict[tuple[str, str], str] = field(default_factory=dict)
     live_by_member: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     live_by_session: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    dead_workers: frozenset[str] = frozenset()  # presences there are ghosts until retired: never pre-claimed
 
     def __post_init__(self) -> None:
         for rows in self.live.values():
@@ -135,8 +136,11 @@ def routing_context(*, inputs: list[SendInput], worker_id: str, now: datetime) -
     mesh_ids = {item.sender.mesh_id for item in inputs}
     targets = {item.target_spec for item in inputs}
     if all(is_direct_target(target) for target in targets):
-        return _direct_context(inputs, mesh_ids, targets, worker_id, now)
-    return _multicast_context(inputs, mesh_ids, worker_id, now)
+        ctx = _direct_context(inputs, mesh_ids, targets, worker_id, now)
+    else:
+        ctx = _multicast_context(inputs, mesh_ids, worker_id, now)
+    ctx.dead_workers = dead_worker_ids(now=now)
+    return ctx
 
 
 def _direct_context(inputs, mesh_ids: set[str], targets: set[str], worker_id: str, now: datetime) -> RoutingContext:
@@ -232,7 +236,9 @@ def plan_direct(
         gated=True,
         priority=item.priority,
     )
-    ready = [p for p in candidates if _can_take_now(p, item.priority, ctx.now)]
+    ready = [
+        p for p in candidates if p["worker_id"] not in ctx.dead_workers and _can_take_now(p, item.priority, ctx.now)
+    ]
     if ready:  # exactly one session of the member gets it; prefer one on this worker
         ready.sort(key=lambda p: p["worker_id"] != ctx.worker_id)
         _pre_claim(ctx, ready[0], delivery, claimed)
@@ -262,7 +268,8 @@ def plan_multicast(
             gated=False,
             priority=item.priority,
         )
-        _pre_claim(ctx, presence, delivery, claimed)
+        if presence["worker_id"] not in ctx.dead_workers:  # else pending: its session drains it when it is back
+            _pre_claim(ctx, presence, delivery, claimed)
         deliveries.append(delivery)
     # Better than the reference: matching members who are offline get it when they come back.
     for member in ctx.members.values():

@@ -44,14 +44,12 @@ def cluster(tmp_path, e2e_database):
     started: list[BrokerWorker] = []
 
     def env_for(port: int, **extra: str) -> dict[str, str]:
-        return server_env(
-            tmp_path, port,
-            DATABASE_URL=e2e_database, REDIS_URL=REDIS_URL,
-            CHANNEL_LAYER_PREFIX=f"e2e{secrets.token_hex(3)}" if not extra.get("CHANNEL_LAYER_PREFIX") else extra["CHANNEL_LAYER_PREFIX"],
-            BROKER_PRESENCE_LEASE_SECONDS="4", BROKER_HEARTBEAT_SECONDS="1", BROKER_SWEEP_SECONDS="0.5",
-            BROKER_SEND_RATE_BURST="100000", MAX_CONNECTIONS_PER_MESH="1000",
-            **{k: v for k, v in extra.items() if k != "CHANNEL_LAYER_PREFIX"},
-        )
+        settings = {
+            "DATABASE_URL": e2e_database, "REDIS_URL": REDIS_URL, "CHANNEL_LAYER_PREFIX": f"e2e{secrets.token_hex(3)}",
+            "BROKER_PRESENCE_LEASE_SECONDS": "4", "BROKER_HEARTBEAT_SECONDS": "1", "BROKER_SWEEP_SECONDS": "0.5",
+            "BROKER_SEND_RATE_BURST": "100000", "MAX_CONNECTIONS_PER_MESH": "1000",
+        }
+        return server_env(tmp_path, port, **{**settings, **extra})
 
     prefix = f"e2e{secrets.token_hex(3)}"
 
@@ -257,3 +255,42 @@ async def test_layer_capacity_flood_loses_nothing(cluster):
     assert dropped and float(dropped[0].split()[-1]) > 0, "the flood should have overflowed the layer"
     for peer in receivers + senders:
         await peer.close()
+
+
+async def test_a_dead_workers_sessions_are_retired_within_seconds(cluster):
+    """Given a 45 s lease and bob on worker 1, when worker 1 is killed and bob comes back on worker 2 with a new
+    sessionId, then within seconds list_peers shows only bob's new session and every DM to bob sent meanwhile
+    reaches him promptly: nothing waits for the dead worker's lease."""
+    start, roster = cluster
+    w1, w2 = start({"BROKER_PRESENCE_LEASE_SECONDS": "45", "BROKER_HEARTBEAT_SECONDS": "10"})
+    alice, bob = roster(2)
+    a = E2EPeer(alice, w2.ws_url)
+    ghost = E2EPeer(bob, w1.ws_url)
+    await a.connect()
+    await ghost.connect()
+    w1.stop(signal.SIGKILL)
+    killed_at = time.monotonic()
+    b = E2EPeer(bob, w2.ws_url)  # a new process: a new sessionId
+    await b.connect()
+    sent_at: dict[str, float] = {}
+    for n in range(40):
+        ack = await send(a, bob.pubkey, f"dm-{n}")
+        sent_at[ack["messageId"]] = time.monotonic()
+        await asyncio.sleep(0.2)
+
+    async def all_arrived():
+        return set(sent_at) <= {mid for _, mid in b.pushes}
+
+    await wait_until(all_arrived, timeout=15)
+    arrived = {mid: at for at, mid in b.pushes if mid in sent_at}
+    late = [mid for mid, at in arrived.items() if at - max(sent_at[mid], killed_at + 8) > 2]
+    assert late == [], f"{len(late)} DMs waited for the dead worker"
+
+    async def ghost_gone():
+        peers = (await a.request({"type": "list_peers"}, "peers_list"))["peers"]
+        return {p["sessionId"] for p in peers} == {a.session_id, b.session_id}
+
+    await wait_until(ghost_gone, timeout=3)
+    assert time.monotonic() - killed_at < 15
+    await a.close()
+    await b.close()
