@@ -65,3 +65,4 @@ async def test_a_short_cli_connection_does_not_overwrite_the_long_sessions_saved
         await asyncio.sleep(0.01)
     saved = await db(lambda: PeerState.objects.get(member_id=alice.member.id).groups)()
     assert saved == [{"name": "backend"}]
+    assert long.closed is None
