@@ -50,6 +50,9 @@ class Presence(models.Model):
     profile = models.JSONField(default=dict)
     stats = models.JSONField(null=True, blank=True)
     delivery_ack = models.BooleanField(default=False)
+    # The client signs its status hooks (hello `signedHooks`): unsigned hooks never touch this session.
+    signed_hooks = models.BooleanField(default=False)
+    ip = models.CharField(max_length=64, default="")  # the socket's client address: unsigned hooks must share it
     # The worker holding the socket: its channel-layer channel (doorbells, kicks) or a local id.
     worker_id = models.CharField(max_length=200)
     connected_at = models.DateTimeField(default=timezone.now)
@@ -227,6 +230,9 @@ class PendingHookStatus(models.Model):
     cwd = models.TextField()
     status = models.CharField(max_length=8, choices=Status.choices)
     created_at = models.DateTimeField(default=timezone.now)
+    # Who may take it: the member that signed the hook, else a session from the same address that does not sign.
+    member_id = models.CharField(max_length=32, null=True, blank=True)
+    ip = models.CharField(max_length=64, default="")
 
     class Meta:
         indexes = [models.Index(fields=["cwd", "created_at"], name="pending_hook_cwd_idx")]

@@ -211,6 +211,7 @@ class MeshConnection:
             displayName=self.options.display_name or None,
             model=os.environ.get("CLAUDE_MODEL") or None,
             deliveryAck=True if self.options.want_delivery_ack else None,
+            signedHooks=True,  # our hooks sign (peer/hook.py): unsigned ones must not touch this session
         )
         await ws.send(json.dumps(hello))
         early: list[dict[str, Any]] = []

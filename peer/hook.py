@@ -1,6 +1,7 @@
 """`claudemesh hook idle|working|dnd`, run by Claude Code's Stop / UserPromptSubmit hooks (client.md §2.3).
 
-It must never disturb Claude Code: no output, exit 0 whatever happens, at most ~1 s per broker.
+It must never disturb Claude Code: no output, exit 0 whatever happens, at most ~1 s per mesh. Each POST is
+signed with the mesh's member key (docs/wire-extensions.md), so nobody else can set this session's status.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 import httpx
 
 from peer.config import ConfigStore, http_origin
+from protocol.hooks import hook_signed_fields
 from protocol.vocabulary import STATUSES
 
 STDIN_WAIT_SECONDS = 0.5
@@ -45,13 +47,17 @@ def run_hook(status: str, store: ConfigStore) -> int:
         payload = read_payload()
         cwd = payload.get("cwd") or os.environ.get("CLAUDE_PROJECT_DIR") or os.getcwd()
         body = {"cwd": cwd, "pid": os.getppid(), "status": status, "session_id": payload.get("session_id") or ""}
-        origins = sorted({http_origin(mesh.broker_url) for mesh in store.load().meshes})
-        for origin in origins:
+        # One signed POST per mesh: the broker applies it only to that member's own sessions.
+        for mesh in store.load().meshes:
+            origin = http_origin(mesh.broker_url)
+            signed = hook_signed_fields(
+                mesh_id=mesh.mesh_id, member_id=mesh.member_id, secret_hex=mesh.secret_key, cwd=cwd, status=status
+            )
             try:
-                response = httpx.post(f"{origin}/hook/set-status", json=body, timeout=1.0)
-                _debug(f"{origin}: {response.status_code} {response.text[:200]}")
+                response = httpx.post(f"{origin}/hook/set-status", json={**body, **signed}, timeout=1.0)
+                _debug(f"{origin} {mesh.slug}: {response.status_code} {response.text[:200]}")
             except httpx.HTTPError as exc:
-                _debug(f"{origin}: {exc}")
+                _debug(f"{origin} {mesh.slug}: {exc}")
     except Exception as exc:  # a hook never fails Claude Code
         _debug(f"error: {exc!r}")
     return 0

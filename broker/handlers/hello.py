@@ -27,7 +27,7 @@ async def handle_hello(conn, frame) -> None:
         hello = handshake.check_hello(frame=frame, lookup=lookup, now_ms=int(time.time() * 1000))
         await database_sync_to_async(hello_use_once)(signature=frame["signature"])
         opened = await database_sync_to_async(presence.presence_open)(
-            hello=hello, member=lookup.member, worker_id=worker.worker_id
+            hello=hello, member=lookup.member, worker_id=worker.worker_id, ip=conn.ip
         )
     except handshake.HandshakeRejected as rejected:
         metrics.connections_rejected.labels(rejected.code).inc()

@@ -49,6 +49,7 @@ class Hello:
     model: str | None
     groups: list[dict[str, str]]
     delivery_ack: bool
+    signed_hooks: bool = False
 
 
 @dataclass(frozen=True)
@@ -197,4 +198,5 @@ def check_hello(*, frame: dict[str, Any], lookup: HelloLookup, now_ms: int) -> H
         model=opt_str(frame.get("model"), OPTIONAL_TEXT_LIMITS["model"]),
         groups=clean_groups(frame.get("groups")),
         delivery_ack=frame.get("deliveryAck") is True,
+        signed_hooks=frame.get("signedHooks") is True,
     )

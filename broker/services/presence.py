@@ -58,7 +58,7 @@ def _claim_session_key(*, hello: Hello, member: Member) -> None:
 
 
 @transaction.atomic
-def presence_open(*, hello: Hello, member: Member, worker_id: str) -> OpenedPresence:
+def presence_open(*, hello: Hello, member: Member, worker_id: str, ip: str = "") -> OpenedPresence:
     now = timezone.now()
     _claim_session_key(hello=hello, member=member)
     # Same (mesh, member, sessionId) replaces the older connection, on whichever worker it lives (§2.7); [PY]
@@ -75,7 +75,9 @@ def presence_open(*, hello: Hello, member: Member, worker_id: str) -> OpenedPres
     saved = PeerState.objects.filter(mesh_id=hello.mesh_id, member_id=member.id).first()
     groups = hello.groups or (saved.groups if saved and saved.groups else None) or clean_groups(member.default_groups)
     status, source = Status.IDLE, StatusSource.JSONL
-    hook_status = pending_hook_status_take(pid=hello.pid, cwd=hello.cwd, now=now)
+    hook_status = pending_hook_status_take(
+        pid=hello.pid, cwd=hello.cwd, now=now, member_id=member.id, ip=ip, signed_hooks=hello.signed_hooks
+    )
     if hook_status is not None:
         status, source = hook_status, StatusSource.HOOK
     display_name = hello.display_name or member.display_name
@@ -99,6 +101,8 @@ def presence_open(*, hello: Hello, member: Member, worker_id: str) -> OpenedPres
         visible=saved.visible if saved else True,
         profile=saved.profile if saved else {},
         delivery_ack=hello.delivery_ack,
+        signed_hooks=hello.signed_hooks,
+        ip=ip[:64],
         worker_id=worker_id,
         connected_at=now,
         last_ping_at=now,

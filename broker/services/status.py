@@ -9,11 +9,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from broker import conf
 from broker.models import PendingHookStatus, Presence, Status, StatusSource
 from broker.services.liveness import live_presences
+from meshes.models import Member
+from protocol.encoding import HEX128
+from protocol.hooks import hook_signature_valid
+from protocol.ids import is_id_fragment
 from protocol.vocabulary import STATUSES
 
 STATUS_RANK = {StatusSource.HOOK: 3, StatusSource.MANUAL: 2, StatusSource.JSONL: 1}
@@ -52,27 +57,79 @@ class HookOutcome:
     presence: Presence | None = None  # set when a drain should follow
 
 
+@dataclass(frozen=True)
+class HookCaller:
+    """Who posted a hook: a member that signed it (its own sessions only), or an anonymous address (only unsigned
+    sessions connected from that same address)."""
+
+    ip: str
+    member_id: str | None = None
+    mesh_id: str | None = None
+
+
+class HookRefused(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def hook_caller(*, body: dict[str, Any], ip: str, now_ms: int) -> HookCaller:
+    """An unsigned body is anonymous; a signed one must verify against a current member's key (docs/wire-extensions.md)."""
+    if "signature" not in body:
+        return HookCaller(ip=ip)
+    mesh_id, member_id = body.get("meshId"), body.get("memberId")
+    stamp, signature = body.get("timestamp"), body.get("signature")
+    if not (isinstance(mesh_id, str) and is_id_fragment(mesh_id) and isinstance(member_id, str) and is_id_fragment(member_id)):
+        raise HookRefused("malformed", "meshId and memberId must be ids")
+    if isinstance(stamp, bool) or not isinstance(stamp, int) or abs(now_ms - stamp) > conf.HELLO_MAX_SKEW_MS:
+        raise HookRefused("timestamp_skew", "timestamp must be within 60 s of the broker's clock (ms)")
+    if not isinstance(signature, str) or not HEX128.fullmatch(signature):
+        raise HookRefused("malformed", "signature must be 128 hex chars")
+    pubkey = (
+        Member.objects.filter(pk=member_id, mesh_id=mesh_id, revoked_at=None)
+        .exclude(pubkey=None)
+        .values_list("pubkey", flat=True)
+        .first()
+    )
+    cwd, status = body.get("cwd"), body.get("status")
+    if pubkey is None or not isinstance(cwd, str) or not isinstance(status, str) or not hook_signature_valid(
+        mesh_id=mesh_id, member_id=member_id, pubkey=pubkey, cwd=cwd, status=status, timestamp=stamp, signature=signature
+    ):
+        raise HookRefused("bad_signature", "hook signature does not verify for that member")
+    return HookCaller(ip=ip, member_id=member_id, mesh_id=mesh_id)
+
+
 @transaction.atomic
-def hook_set_status(*, cwd: str, status: str, pid: int | None) -> HookOutcome:
+def hook_set_status(*, cwd: str, status: str, pid: int | None, caller: HookCaller) -> HookOutcome:
     now = timezone.now()
-    candidates = live_presences(now=now).filter(cwd=cwd).select_for_update().order_by("-connected_at")
+    candidates = live_presences(now=now).filter(cwd=cwd)
+    if caller.member_id is not None:
+        candidates = candidates.filter(mesh_id=caller.mesh_id, member_id=caller.member_id)
+    else:  # [PY] an anonymous hook cannot reach a session that signs, nor one on another machine
+        candidates = candidates.filter(signed_hooks=False, ip=caller.ip)
+    candidates = candidates.select_for_update().order_by("-connected_at")
     presence = candidates.filter(pid=pid).first() if pid is not None else None
     presence = presence or candidates.first()
     if presence is None:
         PendingHookStatus.objects.filter(created_at__lt=now - timedelta(seconds=conf.PENDING_HOOK_TTL_SECONDS)).delete()
-        PendingHookStatus.objects.create(pid=pid or 0, cwd=cwd, status=status)
+        PendingHookStatus.objects.create(pid=pid or 0, cwd=cwd, status=status, member_id=caller.member_id, ip=caller.ip)
         return HookOutcome({"ok": True, "pending": True})
+    # Presence ids go only to the member whose session it is.
+    answer = {"ok": True, "presence_id": presence.id} if caller.member_id is not None else {"ok": True}
     if presence.status == Status.DND:
-        return HookOutcome({"ok": True, "presence_id": presence.id})
+        return HookOutcome(answer)
     presence.save(update_fields=_apply_status(presence, status, StatusSource.HOOK, now))
-    return HookOutcome({"ok": True, "presence_id": presence.id}, presence=presence)
+    return HookOutcome(answer, presence=presence)
 
 
-def pending_hook_status_take(*, pid: int, cwd: str, now: datetime) -> str | None:
-    """A hook status posted just before its connection said hello: taken once, by that connection."""
+def pending_hook_status_take(*, pid: int, cwd: str, now: datetime, member_id: str, ip: str, signed_hooks: bool) -> str | None:
+    """A hook status posted just before its connection said hello: taken once, by that connection (one its caller
+    could have reached: the same member, or for an unsigned session an anonymous hook from its address)."""
+    callers = Q(member_id=member_id) if signed_hooks else Q(member_id=member_id) | Q(member_id=None, ip=ip)
     pending = (
         PendingHookStatus.objects.filter(
-            pid=pid, cwd=cwd, created_at__gte=now - timedelta(seconds=conf.PENDING_HOOK_TTL_SECONDS)
+            callers, pid=pid, cwd=cwd, created_at__gte=now - timedelta(seconds=conf.PENDING_HOOK_TTL_SECONDS)
         )
         .order_by("-created_at")
         .first()

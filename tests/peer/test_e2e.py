@@ -116,7 +116,7 @@ def test_cli_verbs_against_the_broker(e2e_server, make_peer):
     assert hello_checks and hello_checks[0]["ok"], doctor
     alice.env["CLAUDEMESH_HOOK_DEBUG"] = "1"
     hook = alice.run("hook", "working")
-    assert hook.stdout == "" and f"{e2e_server.http_url}: 200" in hook.stderr, hook.stderr
+    assert hook.stdout == "" and f"{e2e_server.http_url} {me[0]['slug']}: 200" in hook.stderr, hook.stderr
     sent = alice.json("send", "bob", "status please")
     status = alice.json("message-status", sent["messageId"])
     assert status["messageId"] == sent["messageId"]
