@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
 from meshes.keyvault import open_secret
+from protocol import invites as invites_v1
 from protocol import vocabulary
 from protocol.ids import new_id
 
@@ -112,9 +115,11 @@ class Invite(models.Model):
 
     id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
     mesh = models.ForeignKey(Mesh, on_delete=models.CASCADE, related_name="invites")
-    # The v1 token carries the root key: shown to managers only, never in the admin.
-    token = models.TextField(unique=True, editable=False)
-    token_bytes = models.TextField(editable=False)
+    # The v1 token carries the root key, so it is never stored: it is rebuilt on demand (`token`) from the mesh's
+    # encrypted keys and what it was minted with (ed25519 signatures are deterministic); its digest finds the row.
+    token_digest = models.CharField(max_length=64, unique=True, editable=False)
+    token_mesh_slug = models.CharField(max_length=200, editable=False)
+    token_broker_url = models.TextField(editable=False)
     code = models.CharField(max_length=16, unique=True, null=True, blank=True)
     role = models.CharField(max_length=16, choices=[(Role.ADMIN, "Admin"), (Role.MEMBER, "Member")])
     max_uses = models.PositiveIntegerField(default=1)
@@ -155,6 +160,29 @@ class Invite(models.Model):
     @property
     def uses_left(self) -> int:
         return max(self.max_uses - self.used_count, 0)
+
+    def v1_payload(self) -> invites_v1.InvitePayloadV1:
+        return invites_v1.v1_sign(
+            invites_v1.InvitePayloadV1(
+                mesh_id=self.mesh_id,
+                mesh_slug=self.token_mesh_slug,
+                broker_url=self.token_broker_url,
+                expires_at=int(self.expires_at.timestamp()),
+                mesh_root_key=self.mesh.root_key_b64url(),
+                role=self.role,
+                owner_pubkey=self.mesh.owner_pubkey,
+            ),
+            self.mesh.owner_secret_hex(),
+        )
+
+    @property
+    def token(self) -> str:
+        """The v1 token (root key inside): for managers' eyes and the short-code lookup only."""
+        return invites_v1.v1_encode(self.v1_payload())
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class ApiKeyCapability(models.TextChoices):

@@ -8,7 +8,7 @@ from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 
 from meshes.actors import Actor
 from meshes.errors import Forbidden, NotFound
-from meshes.models import ApiKey, AuditEvent, Invite, Member, Mesh, Role
+from meshes.models import ApiKey, AuditEvent, Invite, Member, Mesh, Role, token_digest
 from protocol.ids import is_id_fragment
 
 _ROLE_RANK = Case(
@@ -109,7 +109,7 @@ def invite_by_token(*, token: str) -> Invite | None:
     """The invite behind a `/join/<token>` link, or None."""
     if not isinstance(token, str) or not token or len(token) > 4096:
         return None
-    return Invite.objects.select_related("mesh", "created_by").filter(token=token).first()
+    return Invite.objects.select_related("mesh", "created_by").filter(token_digest=token_digest(token)).first()
 
 
 def live_membership(*, mesh: Mesh, user) -> Member | None:

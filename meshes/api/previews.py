@@ -6,7 +6,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from meshes.models import Invite, Member
+from meshes.models import Invite, Member, token_digest
 from protocol import invites as wire_invites
 from protocol.encoding import iso_or_none
 
@@ -35,7 +35,7 @@ def invite_preview(*, token: str) -> dict[str, Any]:
         return _invalid("malformed")
     if not wire_invites.v1_signature_valid(payload):
         return _invalid("bad_signature")
-    invite = Invite.objects.select_related("mesh", "created_by_member").filter(token=token.strip()).first()
+    invite = Invite.objects.select_related("mesh", "created_by_member").filter(token_digest=token_digest(token.strip())).first()
     if invite is None:
         return _invalid("not_found")
     if invite.revoked_at:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from meshes.actors import Actor
 from meshes.audit import audit_append
 from meshes.errors import Conflict, Gone, NotFound, ServiceError
-from meshes.models import Invite, Member, Mesh, Role
+from meshes.models import Invite, Member, Mesh, Role, token_digest
 from meshes.services.checks import audit, check_int, printable, require_live_mesh, user_display_name
 from protocol import invites as wire_invites
 from protocol.crypto import CryptoError, seal
@@ -69,8 +69,8 @@ def invite_create(
         # the same token (unique, and /join's lookup key). Step the expiry back a second until it is free.
         expires_unix = newest_expiry - attempt
         payload = _signed_v1_payload(mesh, role=role, expires_unix=expires_unix, owner_secret=owner_secret)
-        token = wire_invites.v1_encode(payload)
-        if Invite.objects.filter(token=token).exists():
+        digest = token_digest(wire_invites.v1_encode(payload))
+        if Invite.objects.filter(token_digest=digest).exists():
             continue
         invite_id = new_id()
         canonical_v2 = wire_invites.v2_canonical(
@@ -81,8 +81,9 @@ def invite_create(
                 invite = Invite.objects.create(
                     id=invite_id,
                     mesh=mesh,
-                    token=token,
-                    token_bytes=payload.canonical(),
+                    token_digest=digest,
+                    token_mesh_slug=payload.mesh_slug,
+                    token_broker_url=payload.broker_url,
                     code=new_code(),
                     role=role,
                     max_uses=uses,
@@ -198,7 +199,7 @@ def _join_v1_once(token: str, payload: dict, peer_pubkey: str, display_name: str
         raise ServiceError("mesh_missing_owner_key", "mesh has no owner key")
     if mesh.owner_pubkey != payload["owner_pubkey"]:
         raise ServiceError("invite_owner_mismatch", "invite was not signed by this mesh's owner key")
-    invite = None if "\x00" in token else Invite.objects.select_for_update().filter(token=token).first()
+    invite = Invite.objects.select_for_update().filter(token_digest=token_digest(token)).first()
     if invite is None:
         raise ServiceError("invite_not_found", "invite not found")
     if invite.mesh_id != mesh.id:
@@ -236,7 +237,7 @@ def invite_token_for_code(*, code: str) -> str:
     """Short link → v1 token (`GET /api/public/invite-code/<code>`). Unknown or revoked → not_found."""
     if not isinstance(code, str) or not re.fullmatch(r"[A-Za-z0-9]{4,16}", code):
         raise NotFound("not_found", "invite not found")
-    invite = Invite.objects.filter(code=code, revoked_at=None).only("token").first()
+    invite = Invite.objects.select_related("mesh").filter(code=code, revoked_at=None).first()
     if invite is None:
         raise NotFound("not_found", "invite not found")
     return invite.token

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from django.contrib import messages
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -14,16 +16,36 @@ from django.views.decorators.http import require_POST
 from meshes import selectors, services
 from meshes.errors import ServiceError
 from meshes.forms import ApiKeyCreateForm, ApiKeyRevokeForm
+from meshes.keyvault import open_secret, seal_secret
 from meshes.views.common import attach_error, error_status, mesh_context, mesh_view
 
 
-def _new_secret_session_key(mesh_id: str) -> str:
-    return f"dashboard:new_api_key:{mesh_id}"
+# A new key's secret waits for its one page view in the cache, sealed with the server's key-encryption key, for
+# at most ten minutes, and is deleted by that view: never in the session store, never in plain text at rest.
+NEW_SECRET_SECONDS = 600
+
+
+def _new_secret_slot(request: HttpRequest, mesh_id: str) -> str:
+    if request.session.session_key is None:
+        request.session.save()
+    return f"dashboard:new-api-key:{request.session.session_key}:{mesh_id}"
+
+
+def _stash_new_secret(request: HttpRequest, mesh_id: str, *, key_id: str, secret: str) -> None:
+    sealed = seal_secret(json.dumps({"key_id": key_id, "secret": secret}))
+    cache.set(_new_secret_slot(request, mesh_id), sealed, timeout=NEW_SECRET_SECONDS)
+
+
+def _take_new_secret(request: HttpRequest, mesh_id: str) -> dict | None:
+    slot = _new_secret_slot(request, mesh_id)
+    sealed = cache.get(slot)
+    cache.delete(slot)
+    return json.loads(open_secret(sealed)) if sealed else None
 
 
 def _keys_page(request: HttpRequest, actor, *, create_form=None, revoke_form=None, status: int = 200) -> HttpResponse:
-    # A secret whose one-time page was never opened must not linger in the session store either.
-    request.session.pop(_new_secret_session_key(actor.mesh.id), None)
+    # A secret whose one-time page was never opened must not wait for it any longer.
+    _take_new_secret(request, actor.mesh.id)
     now = timezone.now()
     context = {
         **mesh_context(actor, tab="keys"),
@@ -56,15 +78,15 @@ def api_key_create(request: HttpRequest, actor) -> HttpResponse:
     except ServiceError as error:
         attach_error(form, error)
         return _keys_page(request, actor, create_form=form, status=error_status(error))
-    # Post/redirect/get: the secret rides in the session for exactly one GET of the next page.
-    request.session[_new_secret_session_key(actor.mesh.id)] = {"key_id": key.id, "secret": secret}
+    # Post/redirect/get: the sealed secret waits for exactly one GET of the next page.
+    _stash_new_secret(request, actor.mesh.id, key_id=key.id, secret=secret)
     return redirect("dashboard:api_key_created", mesh_id=actor.mesh.id)
 
 
 @mesh_view
 @never_cache
 def api_key_created(request: HttpRequest, actor) -> HttpResponse:
-    stashed = request.session.pop(_new_secret_session_key(actor.mesh.id), None)
+    stashed = _take_new_secret(request, actor.mesh.id)
     key = None
     if stashed:
         key = selectors.api_keys_for_mesh(mesh=actor.mesh).filter(pk=stashed["key_id"]).first()

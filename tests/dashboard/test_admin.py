@@ -28,7 +28,7 @@ def _secrets(world) -> list[str]:
         mesh.owner_secret_hex(),
         mesh.root_key_b64url(),
         invite.token,
-        invite.token_bytes,
+        invite.v1_payload().canonical(),
         invite.capability_v2,
         key.secret_hash,
         world.secret,

@@ -13,7 +13,7 @@ import nacl.signing
 import pytest
 
 from meshes import services
-from meshes.models import Invite
+from meshes.models import Invite, token_digest
 from protocol import invites as wire_invites
 from tests.support.oracles import b64url, hand_signing_key, hand_v1, unb64url
 
@@ -22,10 +22,12 @@ pytestmark = pytest.mark.django_db
 
 
 def store_invite(mesh, token, canonical, *, expires_at, max_uses=1, code="HANDMADE"):
+    payload = json.loads(unb64url(token))
     return Invite.objects.create(
         mesh=mesh,
-        token=token,
-        token_bytes=canonical,
+        token_digest=token_digest(token),
+        token_mesh_slug=payload["mesh_slug"],
+        token_broker_url=payload["broker_url"],
         code=code,
         role="member",
         max_uses=max_uses,
@@ -83,7 +85,7 @@ def test_minted_v1_token_is_byte_identical_to_a_hand_built_one(mesh, owner_actor
 
     # Then every byte matches (ed25519 is deterministic), and the fields are the mesh's
     assert token == invite.token
-    assert canonical == invite.token_bytes
+    assert canonical == invite.v1_payload().canonical()
     assert list(decoded) == list(payload)  # the reference issuer's key order
     assert decoded["mesh_id"] == mesh.id and decoded["owner_pubkey"] == mesh.owner_pubkey
     assert decoded["mesh_root_key"] == mesh.root_key_b64url()
