@@ -19,7 +19,6 @@ from meshes.forms import ApiKeyCreateForm, ApiKeyRevokeForm
 from meshes.keyvault import open_secret, seal_secret
 from meshes.views.common import attach_error, error_status, mesh_context, mesh_view
 
-
 # A new key's secret waits for its one page view in the cache, sealed with the server's key-encryption key, for
 # at most ten minutes, and is deleted by that view: never in the session store, never in plain text at rest.
 NEW_SECRET_SECONDS = 600
