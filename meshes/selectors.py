@@ -68,22 +68,24 @@ def members_for_mesh(*, mesh: Mesh) -> QuerySet[Member]:
     return Member.objects.filter(mesh=mesh, revoked_at=None).select_related("user").order_by(_ROLE_RANK, "joined_at")
 
 
-def invites_for_mesh(*, mesh: Mesh) -> QuerySet[Invite]:
-    return Invite.objects.filter(mesh=mesh).select_related("created_by").order_by("-created_at")
+# Invites (their codes are the join capability), API keys (labels, prefixes) and the audit log (which names both)
+# are for the mesh's owner and admins only: a plain member reading an admin invite's code could make himself admin.
 
 
-def api_keys_for_mesh(*, mesh: Mesh) -> QuerySet[ApiKey]:
-    return ApiKey.objects.filter(mesh=mesh).order_by("-created_at")
+def invites_for_manager(*, actor: Actor) -> QuerySet[Invite]:
+    actor.require_manager()
+    return Invite.objects.filter(mesh=actor.mesh).select_related("created_by").order_by("-created_at")
 
 
 def api_keys_for_manager(*, actor: Actor) -> QuerySet[ApiKey]:
     """The mesh's keys, for its owner and admins only (what a peer or an admin key may list)."""
     actor.require_manager()
-    return api_keys_for_mesh(mesh=actor.mesh)
+    return ApiKey.objects.filter(mesh=actor.mesh).order_by("-created_at")
 
 
-def audit_page(*, mesh: Mesh, page_number) -> Page:
-    events = AuditEvent.objects.filter(mesh=mesh).order_by("-id")
+def audit_page(*, actor: Actor, page_number) -> Page:
+    actor.require_manager()
+    events = AuditEvent.objects.filter(mesh=actor.mesh).order_by("-id")
     return Paginator(events, settings.AUDIT_PAGE_SIZE).get_page(page_number)
 
 

@@ -91,7 +91,7 @@ def _members(request: HttpRequest, actor: Actor) -> JsonResponse:
 
 @requires_key(ApiKeyCapability.ADMIN)
 def _invites_list(request: HttpRequest, actor: Actor) -> JsonResponse:
-    invites = selectors.invites_for_mesh(mesh=actor.mesh)
+    invites = selectors.invites_for_manager(actor=actor)
     return JsonResponse(
         {"invites": [_invite_json(invite, with_links=invite.state() == "active") for invite in invites]}
     )

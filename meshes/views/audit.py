@@ -12,7 +12,7 @@ from meshes.views.common import mesh_context, mesh_view
 
 @mesh_view
 def audit_log(request: HttpRequest, actor) -> HttpResponse:
-    page = selectors.audit_page(mesh=actor.mesh, page_number=request.GET.get("page"))
+    page = selectors.audit_page(actor=actor, page_number=request.GET.get("page"))
     # Newest first; number events by their place in the chain so "broken at event N" can be found here.
     newest_position = page.paginator.count - page.start_index() + 1
     context = {

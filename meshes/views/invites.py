@@ -19,9 +19,8 @@ from meshes.views.common import attach_error, error_status, mesh_context, mesh_v
 def _invites_page(request: HttpRequest, actor, *, form=None, status: int = 200) -> HttpResponse:
     now = timezone.now()
     invites = [
-        # Share links are for managers only (see invite_detail).
-        (invite, invite.state(now), selectors.invite_links(invite=invite)["shortUrl"] if actor.is_manager else None)
-        for invite in selectors.invites_for_mesh(mesh=actor.mesh)
+        (invite, invite.state(now), selectors.invite_links(invite=invite)["shortUrl"])
+        for invite in selectors.invites_for_manager(actor=actor)
     ]
     context = {
         **mesh_context(actor, tab="invites"),
@@ -58,15 +57,14 @@ def invite_create(request: HttpRequest, actor) -> HttpResponse:
 
 @mesh_view
 def invite_detail(request: HttpRequest, actor, invite_id: str) -> HttpResponse:
-    invite = selectors.invites_for_mesh(mesh=actor.mesh).filter(pk=invite_id).first()
+    invite = selectors.invites_for_manager(actor=actor).filter(pk=invite_id).first()
     if invite is None:
         raise Http404("invite not found")
     context = {
         **mesh_context(actor, tab="invites"),
         "invite": invite,
         "state": invite.state(),
-        # The links carry the mesh's root key (v1) or resolve to it (short link): managers only.
-        "links": selectors.invite_links(invite=invite) if actor.is_manager else None,
+        "links": selectors.invite_links(invite=invite),
     }
     return render(request, "dashboard/invite_detail.html", context)
 

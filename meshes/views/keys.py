@@ -48,7 +48,7 @@ def _keys_page(request: HttpRequest, actor, *, create_form=None, revoke_form=Non
     now = timezone.now()
     context = {
         **mesh_context(actor, tab="keys"),
-        "keys": [(key, key.status(now)) for key in selectors.api_keys_for_mesh(mesh=actor.mesh)],
+        "keys": [(key, key.status(now)) for key in selectors.api_keys_for_manager(actor=actor)],
         "create_form": create_form or ApiKeyCreateForm(),
         "revoke_form": revoke_form or ApiKeyRevokeForm(),
     }
@@ -85,10 +85,9 @@ def api_key_create(request: HttpRequest, actor) -> HttpResponse:
 @mesh_view
 @never_cache
 def api_key_created(request: HttpRequest, actor) -> HttpResponse:
+    keys = selectors.api_keys_for_manager(actor=actor)
     stashed = _take_new_secret(request, actor.mesh.id)
-    key = None
-    if stashed:
-        key = selectors.api_keys_for_mesh(mesh=actor.mesh).filter(pk=stashed["key_id"]).first()
+    key = keys.filter(pk=stashed["key_id"]).first() if stashed else None
     context = {
         **mesh_context(actor, tab="keys"),
         "key": key,

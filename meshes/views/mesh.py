@@ -55,6 +55,7 @@ def member_remove(request: HttpRequest, actor, member_id: str) -> HttpResponse:
 
 
 def _settings_page(request, actor, *, rename_form=None, archive_form=None, status: int = 200) -> HttpResponse:
+    actor.require_manager()  # nothing on it a plain member may do
     context = {
         **mesh_context(actor, tab="settings"),
         "rename_form": rename_form or MeshNameForm(initial={"name": actor.mesh.name}),
