@@ -22,6 +22,7 @@ from broker.ratelimit import TokenBuckets
 from broker.services import status as status_services
 from broker.worker import get_worker
 from meshes.api.http import BadBody, json_object, with_cors
+from meshes.api.ratelimit import client_ip, over_limit, rate_limited_response
 
 logger = logging.getLogger(__name__)
 STARTED = time.monotonic()
@@ -99,10 +100,6 @@ async def metrics_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
 
 
-def _client_ip(request: HttpRequest) -> str:
-    return str(request.META.get("REMOTE_ADDR") or "unknown")
-
-
 def _set_status(*, body: dict[str, Any], cwd: str, status: str, pid: int | None, ip: str) -> status_services.HookOutcome:
     caller = status_services.hook_caller(body=body, ip=ip, now_ms=int(time.time() * 1000))
     return status_services.hook_set_status(cwd=cwd, status=status, pid=pid, caller=caller)
@@ -114,6 +111,12 @@ async def hook_set_status(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return JsonResponse({"ok": False, "error": "method not allowed"}, status=405)
     metrics.hook_requests.inc()
+    retry_after = await sync_to_async(over_limit)(
+        scope="hook", ip=client_ip(request), per_minute=settings.HOOK_IP_RATE_LIMIT_PER_MIN
+    )
+    if retry_after is not None:
+        metrics.hook_rate_limited.inc()
+        return rate_limited_response(retry_after)
     try:
         body = json_object(request, max_bytes=conf.max_message_bytes())
     except BadBody as exc:
@@ -130,7 +133,7 @@ async def hook_set_status(request: HttpRequest) -> HttpResponse:
     except ValueError as exc:
         return JsonResponse({"ok": False, "error": str(exc)})
     try:
-        outcome = await sync_to_async(_set_status)(body=body, cwd=cwd, status=status, pid=pid, ip=_client_ip(request))
+        outcome = await sync_to_async(_set_status)(body=body, cwd=cwd, status=status, pid=pid, ip=client_ip(request))
     except status_services.HookRefused as refused:
         return JsonResponse({"ok": False, "error": refused.message, "code": refused.code}, status=401)
     except Exception:

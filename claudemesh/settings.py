@@ -85,6 +85,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "claudemesh.middleware.OverloadMiddleware",
 ]
 
 ROOT_URLCONF = "claudemesh.urls"
@@ -110,6 +111,19 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    if DATABASES["default"]["ENGINE"].endswith("postgresql") and env_bool("DB_POOL", True):
+        # Every concurrent sync request runs on its own thread (Django's ASGI handler), so without a bound one burst
+        # of anonymous requests opened a connection each and exhausted Postgres. The pool caps it per process: a
+        # request that waits longer than DB_POOL_TIMEOUT gets a 503 (claudemesh.middleware), never a 500.
+        # CONN_HEALTH_CHECKS makes the pool check each connection it hands out (one broken by a Postgres restart is
+        # replaced, not handed to a request).
+        DATABASES["default"].update({"CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": True})
+        _pool_max = max(1, env_int("DB_POOL_MAX", 20))
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(env_int("DB_POOL_MIN", 2), _pool_max),
+            "max_size": _pool_max,
+            "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "10")),
+        }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -227,6 +241,9 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 AUDIT_PAGE_SIZE = 50
 
 # --- Broker (docs/broker.md) ----------------------------------------------------------------------------
+# Anonymous HTTP routes (claim, invite-code lookup, join) and the status hook: requests per minute per address.
+ANONYMOUS_RATE_LIMIT_PER_MIN = env_int("ANONYMOUS_RATE_LIMIT_PER_MIN", 60)
+HOOK_IP_RATE_LIMIT_PER_MIN = env_int("HOOK_IP_RATE_LIMIT_PER_MIN", 600)
 BROKER_MAX_MESSAGE_BYTES = env_int("MAX_MESSAGE_BYTES", 65536)
 BROKER_MAX_CONNECTIONS_PER_MESH = env_int("MAX_CONNECTIONS_PER_MESH", 100)
 BROKER_MAX_CONNECTIONS_PER_MEMBER = env_int("MAX_CONNECTIONS_PER_MEMBER", 10)

@@ -13,6 +13,7 @@ from django.http import HttpRequest, JsonResponse
 from meshes import services
 from meshes.api.http import BadBody, json_object, route
 from meshes.api.previews import invite_preview
+from meshes.api.ratelimit import anonymous_rate_limit
 from meshes.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def _invite_preview(request: HttpRequest, token: str) -> JsonResponse:
     return response
 
 
-join = route(not_allowed=_join_not_allowed, POST=_join)
-claim = route(not_allowed=_not_allowed, POST=_claim)
-invite_code = route(not_allowed=_not_allowed, GET=_invite_code)
+join = route(not_allowed=_join_not_allowed, POST=anonymous_rate_limit("join")(_join))
+claim = route(not_allowed=_not_allowed, POST=anonymous_rate_limit("claim")(_claim))
+invite_code = route(not_allowed=_not_allowed, GET=anonymous_rate_limit("invite-code")(_invite_code))
 invite_preview_view = route(not_allowed=_not_allowed, GET=_invite_preview)
