@@ -13,7 +13,15 @@ import nacl.public
 import pytest
 
 from tests.support.oracles import b64url
-from tests.support.servers import MINT_INVITE, ServerProcess, free_port, manage, migrate, server_env, throwaway_postgres_database
+from tests.support.servers import (
+    MINT_INVITE,
+    ServerProcess,
+    free_port,
+    manage,
+    migrate,
+    server_env,
+    throwaway_postgres_database,
+)
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 pytestmark = [
