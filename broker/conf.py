@@ -23,6 +23,15 @@ def max_connections_per_mesh() -> int:
     return get("BROKER_MAX_CONNECTIONS_PER_MESH", 100)
 
 
+def outbox_max_frames() -> int:
+    """Frames one socket may have waiting to be written before it is closed as a slow consumer."""
+    return get("BROKER_OUTBOX_MAX_FRAMES", 10_000)
+
+
+def outbox_max_bytes() -> int:
+    return get("BROKER_OUTBOX_MAX_BYTES", 8 * 1024 * 1024)
+
+
 def max_connections_per_member() -> int:
     """Live connections one member may hold, all workers: always below the mesh cap, so no member can fill it."""
     return max(1, min(get("BROKER_MAX_CONNECTIONS_PER_MEMBER", 10), max_connections_per_mesh() - 1))

@@ -8,6 +8,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 connections_total = Counter("broker_connections", "WebSocket upgrades accepted")
 connections_rejected = Counter("broker_connections_rejected", "Rejected connections", ["reason"])
+slow_consumers = Counter("broker_slow_consumers", "Sockets closed because their outbox overflowed")
 connections_active = Gauge("broker_connections_active", "Authenticated connections on this worker")
 messages_routed = Counter("broker_messages_routed", "Messages pushed to sockets", ["priority"])
 messages_in = Counter("broker_messages_in", "send frames accepted (durably queued)")
