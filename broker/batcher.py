@@ -32,6 +32,7 @@ class Batcher(Generic[T]):
         executor: ThreadPoolExecutor | None = None,
         prepare: Callable[[list[T]], Awaitable[list[T]]] | None = None,
         pipeline: bool = False,
+        share: tuple[Callable[[T], Any], int] | None = None,
     ):
         self.window = window
         # Pipelined: batch k's completion (writing acks and pushes, on the loop) overlaps batch k+1's flush
@@ -47,6 +48,9 @@ class Batcher(Generic[T]):
             else database_sync_to_async(flush_fn)
         )
         self._done_fn = done_fn
+        # (key, most items per key in one batch): one source cannot fill a batch; its other items, still in
+        # their order, wait for the next one.
+        self._share = share
         self._items: list[T] = []
         self._added: list[float] = []  # monotonic add time per queued item (backlog age)
         self._task: asyncio.Task | None = None
@@ -66,8 +70,7 @@ class Batcher(Generic[T]):
         while self._items:
             if self.window:
                 await asyncio.sleep(self.window)
-            batch, self._items = self._items[:MAX_BATCH], self._items[MAX_BATCH:]
-            self._added = self._added[MAX_BATCH:]
+            batch = self._take_batch()
             taken = len(batch)
             if self._prepare is not None:
                 try:
@@ -89,6 +92,31 @@ class Batcher(Generic[T]):
             if self._completing is not None:  # at most one completion behind: bounded memory, kept order
                 await asyncio.wait({self._completing})
             self._completing = asyncio.ensure_future(self._complete(batch, result, error, taken))
+
+    def _take_batch(self) -> list[T]:
+        if self._share is None or len(self._items) <= self._share[1]:
+            batch, self._items = self._items[:MAX_BATCH], self._items[MAX_BATCH:]
+            self._added = self._added[MAX_BATCH:]
+            return batch
+        key_of, limit = self._share
+        taken: dict[Any, int] = {}
+        batch, kept, kept_added = [], [], []
+        index = 0
+        for index, (item, added) in enumerate(zip(self._items, self._added, strict=True)):  # noqa: B007
+            if len(batch) >= MAX_BATCH:
+                break
+            key = key_of(item)
+            if taken.get(key, 0) < limit:
+                taken[key] = taken.get(key, 0) + 1
+                batch.append(item)
+            else:
+                kept.append(item)
+                kept_added.append(added)
+        else:
+            index = len(self._items)
+        self._items = kept + self._items[index:]
+        self._added = kept_added + self._added[index:]
+        return batch
 
     async def _complete(self, batch: list[T], result: Any, error: BaseException | None, taken: int) -> None:
         try:

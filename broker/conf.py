@@ -23,6 +23,21 @@ def max_connections_per_mesh() -> int:
     return get("BROKER_MAX_CONNECTIONS_PER_MESH", 100)
 
 
+def max_unanswered_sends() -> int:
+    """Sends one socket may have waiting for their ack before the broker stops reading it."""
+    return get("BROKER_MAX_UNANSWERED_SENDS", 256)
+
+
+def batch_share_per_connection() -> int:
+    """The most sends of one connection in one batch: a flood cannot fill a batch and delay everyone else."""
+    return get("BROKER_BATCH_SHARE_PER_CONNECTION", 250)
+
+
+def max_queued_per_recipient() -> int:
+    """Undelivered messages one member may have waiting for another; past it a send is refused."""
+    return get("BROKER_MAX_QUEUED_PER_RECIPIENT", 1000)
+
+
 def outbox_max_frames() -> int:
     """Frames one socket may have waiting to be written before it is closed as a slow consumer."""
     return get("BROKER_OUTBOX_MAX_FRAMES", 10_000)

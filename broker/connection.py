@@ -73,6 +73,9 @@ class Connection:
         self._writer: asyncio.Task | None = None
         self._writer_done = False
         self._cleaned_up = False
+        self.unanswered_sends = 0  # sends accepted for the batcher whose ack is not written yet
+        self._send_slot = asyncio.Event()
+        self._send_slot.set()
 
     # --- identity ----------------------------------------------------------------------------------------
 
@@ -184,6 +187,7 @@ class Connection:
         self._outbox.append(Outgoing("", close=(code, reason)))
         self._writer_done = True
         self._room.set()
+        self._send_slot.set()
         self._wake_writer()
 
     async def close(self, code: int, reason: str = "") -> None:
@@ -207,6 +211,23 @@ class Connection:
             metrics.messages_routed.labels(priority).inc(count)
         if started is not None:
             metrics.delivery_latency.observe(time.monotonic() - started)
+
+    # --- admission -------------------------------------------------------------------------------------
+    # A socket with too many unanswered sends is not read until some are answered: frames are handled one at a
+    # time, so waiting here leaves the rest in the server's buffers and TCP pushes back on the flooding client.
+
+    async def wait_for_send_slot(self) -> None:
+        while not self.closed and self.unanswered_sends >= conf.max_unanswered_sends():
+            self._send_slot.clear()
+            await self._send_slot.wait()
+
+    def send_taken(self) -> None:
+        self.unanswered_sends += 1
+
+    def send_answered(self) -> None:
+        self.unanswered_sends -= 1
+        if self.unanswered_sends < conf.max_unanswered_sends():
+            self._send_slot.set()
 
     def acknowledge(self, message_ids: list[str]) -> None:
         self._hooks.acknowledged(self, message_ids)
@@ -257,4 +278,5 @@ class Connection:
             self._writer_done = True
             self._wake.set()
             self._room.set()
+        self._send_slot.set()
         await self._hooks.closed(self)

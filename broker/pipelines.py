@@ -49,6 +49,7 @@ class SendPipeline:
             executor=executor,
             prepare=self._rate_limit,
             pipeline=True,
+            share=(lambda entry: id(entry[0]), conf.batch_share_per_connection()),
         )
 
     def refused_locally(self, member_id: str) -> str | None:
@@ -59,6 +60,7 @@ class SendPipeline:
         return send_limit_text(*conf.send_rate())
 
     def submit(self, conn: Connection, item: SendInput, send_id: str) -> None:
+        conn.send_taken()
         self.batcher.add((conn, item, send_id, time.monotonic()))
 
     async def _rate_limit(self, batch: list[QueuedSend]) -> list[QueuedSend]:
@@ -72,6 +74,7 @@ class SendPipeline:
                 continue
             conn, _, send_id, _ = entry
             metrics.messages_rejected.labels("rate_limit").inc()
+            conn.send_answered()
             await conn.send_frame(wire.send_ack(send_id, "", send_limit_text(*conf.send_rate())))
         return kept
 
@@ -88,20 +91,37 @@ class SendPipeline:
         if error is not None:
             for conn, _, send_id, _ in batch:
                 metrics.messages_rejected.labels("parse_or_handler").inc()
+                conn.send_answered()
                 await conn.send_frame(wire.send_ack(send_id, "", "internal error: message not stored, retry"))
             return
         await self._acknowledge(batch, outcomes)
         await self._push(batch, outcomes)
+        await self._charge_fanout(batch, outcomes)
+
+    async def _charge_fanout(self, batch: list[QueuedSend], outcomes: list[SendOutcome]) -> None:
+        """A message costs the sender one token per recipient: the first was taken at the door, the rest now."""
+        extra: dict[str, float] = defaultdict(float)
+        for (conn, _, _, _), outcome in zip(batch, outcomes, strict=True):
+            if outcome.fanout > 1:
+                extra[conn.member_id] += outcome.fanout - 1
+        if not extra:
+            return
+        if self.shared_buckets is not None:
+            await self.shared_buckets.charge_many(dict(extra))
+        else:
+            for member_id, amount in extra.items():
+                self.buckets.charge(member_id, amount)
 
     async def _acknowledge(self, batch: list[QueuedSend], outcomes: list[SendOutcome]) -> None:
         """First: every sender hears its ack before any recipient gets the push (§3.8, §9 item 4)."""
         for (conn, _, send_id, _), outcome in zip(batch, outcomes, strict=True):
+            conn.send_answered()
             if outcome.error is not None:
                 metrics.messages_rejected.labels(outcome.reject_reason or "no_recipient").inc()
                 await conn.send_frame(wire.send_ack(send_id, "", outcome.error))
             else:
                 metrics.messages_in.inc()
-                await conn.send_frame(wire.send_ack(send_id, outcome.message_id))
+                await conn.send_frame(wire.send_ack(send_id, outcome.message_id, queue_full=outcome.queue_full))
 
     async def _push(self, batch: list[QueuedSend], outcomes: list[SendOutcome]) -> None:
         """Then: the pre-claimed rows, from memory: a local socket directly, another worker's in one message."""

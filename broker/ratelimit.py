@@ -28,6 +28,14 @@ class TokenBuckets:
         self._buckets[key] = (tokens - 1, now)
         return True
 
+    def charge(self, key: str, amount: float, now_ms: float | None = None) -> None:
+        """Take `amount` more tokens after the fact (a send's fan-out beyond its first recipient): the bucket may go
+        into debt, down to one burst, and later sends wait until it is paid."""
+        now = time.monotonic() * 1000 if now_ms is None else now_ms
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.per_ms)
+        self._buckets[key] = (max(-float(self.burst), tokens - amount), now)
+
     def forget_idle(self) -> None:
         cutoff = time.monotonic() * 1000 - self.idle_forget * 1000
         self._buckets = {k: v for k, v in self._buckets.items() if v[1] >= cutoff}
@@ -60,6 +68,25 @@ return results
 """
 
 
+CHARGE_LUA = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
+local burst = tonumber(ARGV[1])
+local per_ms = tonumber(ARGV[2])
+for i, key in ipairs(KEYS) do
+  local data = redis.call('HMGET', key, 't', 'ts')
+  local tokens = tonumber(data[1])
+  local last = tonumber(data[2])
+  if tokens == nil then tokens = burst; last = now end
+  tokens = math.min(burst, tokens + math.max(0, now - last) * per_ms)
+  tokens = math.max(-burst, tokens - tonumber(ARGV[i + 2]))
+  redis.call('HSET', key, 't', tostring(tokens), 'ts', tostring(now))
+  redis.call('PEXPIRE', key, 600000)
+end
+return 1
+"""
+
+
 class SharedTokenBuckets:
     """The same buckets shared by every worker through Redis: one round trip for a whole batch of requests.
 
@@ -75,6 +102,7 @@ class SharedTokenBuckets:
         self.fallback = fallback
         self._client = aioredis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=1)
         self._take = self._client.register_script(TAKE_LUA)
+        self._charge = self._client.register_script(CHARGE_LUA)
         self._degraded = False
 
     async def take_many(self, keys: list[str]) -> list[bool]:
@@ -90,6 +118,19 @@ class SharedTokenBuckets:
             return [self.fallback.take(key) for key in keys]
         self._degraded = False
         return [bool(value) for value in allowed]
+
+    async def charge_many(self, amounts: dict[str, float]) -> None:
+        if not amounts:
+            return
+        keys = list(amounts)
+        try:
+            await self._charge(
+                keys=[f"{self.prefix}:rate:{key}" for key in keys], args=[self.burst, self.per_ms, *amounts.values()]
+            )
+        except Exception:
+            logger.debug("shared rate-limit charge failed; charging this worker's buckets", exc_info=True)
+            for key, amount in amounts.items():
+                self.fallback.charge(key, amount)
 
     async def take(self, key: str) -> bool:
         return (await self.take_many([key]))[0]

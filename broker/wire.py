@@ -43,10 +43,12 @@ def error(code: str, message: str, request: dict[str, Any] | None = None) -> dic
     return with_req_id(frame, request) if request is not None else frame
 
 
-def send_ack(send_id: str, message_id: str = "", error_text: str | None = None) -> dict[str, Any]:
+def send_ack(send_id: str, message_id: str = "", error_text: str | None = None, *, queue_full: int = 0) -> dict[str, Any]:
     frame: dict[str, Any] = {"type": "ack", "id": send_id, "messageId": message_id, "queued": error_text is None}
     if error_text is not None:
         frame["error"] = error_text
+    if queue_full:  # additive (docs/wire-extensions.md): members this multicast did not queue for
+        frame["queueFull"] = queue_full
     return frame
 
 

@@ -29,7 +29,11 @@ async def handle_send(conn, frame) -> None:
         metrics.messages_rejected.labels(rejected.reason).inc()
         await conn.send_frame(wire.send_ack(send_id, "", rejected.text))
         return
-    # Not awaited: the ack goes out after the batch commits, so a sender can pipeline sends.
+    # The ack goes out after the batch commits, so a sender can pipeline sends, up to a bound: past it this socket
+    # is not read until some are answered.
+    await conn.wait_for_send_slot()
+    if conn.closed:
+        return
     sends.submit(conn, item, send_id)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Count, Q
 
 from broker.models import Delivery, DeliveryState, Message, Priority
 
@@ -121,6 +121,22 @@ _MARK_BY_ACK_SQL = (
     " WHERE d.message_id = a.message_id AND d.recipient_member_id = a.member_id AND d.state < %s"
     " AND (d.recipient_session IS NULL OR d.recipient_session IN ({key_list}))"
 )
+
+
+def pending_counts(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """(sender member, recipient member) → that recipient's rows still pending from that sender."""
+    if not pairs:
+        return {}
+    senders = {sender for sender, _ in pairs}
+    recipients = {recipient for _, recipient in pairs}
+    rows = (
+        Delivery.objects.filter(
+            state=DeliveryState.PENDING, recipient_member_id__in=recipients, message__sender_member_id__in=senders
+        )
+        .values_list("message__sender_member_id", "recipient_member_id")
+        .annotate(n=Count("id"))
+    )
+    return {(sender, recipient): n for sender, recipient, n in rows if (sender, recipient) in pairs}
 
 
 def _mark_by_ack_sql(table: str, key_slots: int) -> str:

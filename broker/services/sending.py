@@ -13,7 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from broker import conf, wire
-from broker.services.bulk import DeliveryRow, MessageRow, messages_by_client_id, rows_insert
+from broker.models import DeliveryState
+from broker.services.bulk import DeliveryRow, MessageRow, messages_by_client_id, pending_counts, rows_insert
 from broker.services.routing import (
     NO_PEER,
     Sender,
@@ -39,6 +40,8 @@ class SendOutcome:
     frame: dict[str, Any] | None = None
     # Pre-claimed rows, pushed straight from memory: (worker id, presence id). No drain query needed.
     claimed: list[tuple[str, str]] = field(default_factory=list)
+    fanout: int = 0  # delivery rows written: what the send costs the sender's rate limit
+    queue_full: int = 0  # multicast recipients skipped because too much from this sender already waits for them
 
 
 def js_length(text: str) -> int:
@@ -76,16 +79,27 @@ def check_send(frame: dict[str, Any], sender: Sender) -> SendInput:
     return SendInput(sender, target, str(priority), nonce, ciphertext, client_message_id)
 
 
+QUEUE_FULL = "recipient_queue_full: {cap} of your messages already wait for this member; retry once it reads them"
+
+
+@dataclass
+class _Accepted:
+    item: SendInput
+    outcome: SendOutcome
+    message: MessageRow
+    rows: list[DeliveryRow]
+
+
 @transaction.atomic
 def messages_accept(*, inputs: list[SendInput], worker_id: str) -> list[SendOutcome]:
-    """Accept a batch of sends in one transaction: resolve recipients, insert messages and deliveries."""
+    """Accept a batch of sends in one transaction: resolve recipients, cap what waits per recipient, insert
+    messages and deliveries."""
     now = timezone.now()
     ctx = routing_context(inputs=inputs, worker_id=worker_id, now=now)
     existing = messages_by_client_id(
         {(item.sender.member_id, item.client_message_id) for item in inputs if item.client_message_id}
     )
-    messages: list[MessageRow] = []
-    deliveries: list[DeliveryRow] = []
+    accepted: list[_Accepted] = []
     outcomes = []
     for item in inputs:
         outcome = SendOutcome()
@@ -116,9 +130,50 @@ def messages_accept(*, inputs: list[SendInput], worker_id: str) -> list[SendOutc
             continue
         if item.client_message_id:
             existing[(sender.member_id, item.client_message_id)] = message.id
-        messages.append(message)
-        deliveries.extend(planned)
-        outcome.message_id = message.id
-        outcome.frame = wire.message_push(message)
+        accepted.append(_Accepted(item, outcome, message, planned))
+    _cap_waiting_rows(accepted)
+    messages: list[MessageRow] = []
+    deliveries: list[DeliveryRow] = []
+    for entry in accepted:
+        if entry.outcome.error is not None:
+            continue
+        messages.append(entry.message)
+        deliveries.extend(entry.rows)
+        entry.outcome.fanout = len(entry.rows)
+        entry.outcome.message_id = entry.message.id
+        entry.outcome.frame = wire.message_push(entry.message)
     rows_insert(messages=messages, deliveries=deliveries)
     return outcomes
+
+
+def _cap_waiting_rows(accepted: list[_Accepted]) -> None:
+    """[PY] One sender may have at most BROKER_MAX_QUEUED_PER_RECIPIENT rows waiting (pending) for one member: a
+    direct send past it is refused with a clear ack error; a multicast skips those members and its ack says how
+    many (`queueFull`). Rows handed to a live connection are not waiting and do not count."""
+    def waiting(entry: _Accepted):
+        return [row for row in entry.rows if row.state == DeliveryState.PENDING]
+
+    pairs = {(entry.item.sender.member_id, row.recipient_member_id) for entry in accepted for row in waiting(entry)}
+    if not pairs:
+        return
+    cap = conf.max_queued_per_recipient()
+    counts = pending_counts(pairs)
+    for entry in accepted:
+        sender_id = entry.item.sender.member_id
+        kept, full = [], 0
+        for row in entry.rows:
+            if row.state == DeliveryState.PENDING:
+                key = (sender_id, row.recipient_member_id)
+                if counts.get(key, 0) >= cap:
+                    full += 1
+                    continue
+                counts[key] = counts.get(key, 0) + 1
+            kept.append(row)
+        if not full:
+            continue
+        if is_direct_target(entry.item.target_spec):
+            entry.outcome.error, entry.outcome.reject_reason = QUEUE_FULL.format(cap=cap), "queue_full"
+            entry.outcome.claimed.clear()
+        else:
+            entry.rows = kept
+            entry.outcome.queue_full = full
