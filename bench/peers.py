@@ -26,6 +26,17 @@ SYSTEM_MARKER = '"subtype":"system"'
 SYSTEM_MARKER_SPACED = '"subtype": "system"'
 
 
+_last_stamp: dict[str, int] = {}
+
+
+def _unique_stamp(member_id: str) -> int:
+    """A hello timestamp no other socket of this member used: the broker accepts each signed hello once, and many
+    sockets of one roster member open within the same millisecond."""
+    stamp = max(int(time.time() * 1000), _last_stamp.get(member_id, 0) + 1)
+    _last_stamp[member_id] = stamp
+    return stamp
+
+
 class HelloRejected(Exception):
     """The broker answered hello with an error or closed the socket before hello_ack."""
 
@@ -65,6 +76,7 @@ class Peer:
         hello = hello_frame(
             mesh_id=self.mesh_id, member_id=self.member.member_id, pubkey=self.member.pubkey,
             secret_hex=self.member.secret_key, session_id=self.session_id, pid=os.getpid(), cwd="/bench",
+            timestamp=_unique_stamp(self.member.member_id),
             peerType="ai", channel="bench", deliveryAck=True if self.want_delivery_ack else None,
         )
         await self.ws.send(json.dumps(hello))

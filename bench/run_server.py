@@ -29,11 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 PG = ["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"]
 
-# Limits lifted so the harness measures throughput, not the per-member rate limit or the 100-per-mesh cap.
+# Limits lifted so the harness measures throughput, not the per-member rate limit, the connection caps (a roster
+# member may hold many idle sockets) or the per-recipient queue cap.
 BENCH_LIMITS = {
     "BROKER_SEND_RATE_BURST": "1000000",
     "BROKER_SEND_RATE_PER_MIN": "60000000",
     "MAX_CONNECTIONS_PER_MESH": "100000",
+    "MAX_CONNECTIONS_PER_MEMBER": "100000",
+    "BROKER_MAX_QUEUED_PER_RECIPIENT": "10000000",
 }
 
 

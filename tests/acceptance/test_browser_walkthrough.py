@@ -2,7 +2,7 @@
 with two real `claudemesh` peers: sign up → mesh → invite → two peers join and go online with summaries →
 API key shown once → revoked in the dashboard → refused by the JSON API → audit chain verified.
 
-Screenshots of every page land in docs/screenshots/. Sync Playwright in a plain test (no running event loop).
+Screenshots of every page land in var/test-results/screenshots/ (docs/screenshots/ keeps the README's copies). Sync Playwright in a plain test (no running event loop).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.acceptance import ROOT, record_results
+from tests.support.acceptance import OUTPUT, ROOT, record_results
 from tests.support.servers import ServerProcess, free_port, migrate, server_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = OUTPUT / "screenshots"  # ignored; the README's copies in docs/screenshots are refreshed from here by hand
 
 
 class McpPeer:

@@ -1,5 +1,6 @@
-"""Faults: two broker workers on Postgres + Redis under steady traffic survive a Redis restart and a Postgres
-stop/start without being restarted themselves.
+"""Faults: two broker workers on Postgres + Redis under steady traffic (the default send limits on) survive a
+Redis restart and a Postgres stop/start without being restarted themselves, then a kill -9 of one worker whose
+peers come back on the other with new sessionIds.
 
 What is checked (docs/reliability.md):
 - `/health/ready` answers 503 while a dependency is down (`channel_layer_down` / `db_down`) and 200 after;
@@ -7,7 +8,7 @@ What is checked (docs/reliability.md):
 - every acknowledged message is delivered afterwards (deliveryAck peers, cross-worker): lost must be 0;
 - the worker processes never exit, and new sends are acknowledged after each outage.
 
-This test stops the machine's shared Postgres and Redis for a few seconds: run it alone (`-m slow -k faults`);
+This test stops the Postgres cluster and the Redis server that DATABASE_URL and REDIS_URL name for a few seconds: run it alone (`-m slow -k faults`);
 it always restores both services in `finally`. It uses its own database (created and dropped here), never
 pytest-django's.
 """
@@ -18,12 +19,14 @@ import asyncio
 import json
 import os
 import secrets
+import signal
 import subprocess
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -35,8 +38,10 @@ from tests.support.servers import BrokerWorker, free_port, manage, migrate, serv
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
-REDIS_START = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
-               "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"]
+# The services this suite stops and starts are the ones DATABASE_URL and REDIS_URL name (local ones only).
+PG_HOST, PG_PORT = urlparse(DATABASE_URL).hostname or "127.0.0.1", urlparse(DATABASE_URL).port or 5432
+REDIS_HOST, REDIS_PORT = urlparse(REDIS_URL).hostname or "127.0.0.1", urlparse(REDIS_URL).port or 6379
+LOCAL = {"127.0.0.1", "localhost", "::1"}
 OUTAGE_SECONDS = 4.0
 
 pytestmark = [
@@ -52,21 +57,34 @@ pytestmark = [
 # --- the services ------------------------------------------------------------------------------------------
 
 
+def pg_cluster_of_port(port: int) -> tuple[str, str]:
+    """The local cluster (version, name) listening on `port`: the one DATABASE_URL names."""
+    listing = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=True, timeout=30)
+    for line in listing.stdout.splitlines():
+        version, name, cluster_port, *_ = line.split()
+        if int(cluster_port) == port:
+            return version, name
+    raise AssertionError(f"no local Postgres cluster listens on port {port} (from DATABASE_URL)")
+
+
 def pg_cluster(action: str) -> None:
-    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    version, name = pg_cluster_of_port(PG_PORT)
     extra = ["-m", "fast"] if action == "stop" else []
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action, *extra], check=True,
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, action, *extra], check=True,
                    capture_output=True, timeout=60)
 
 
 def pg_up() -> bool:
-    return subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432", "-q"], timeout=10).returncode == 0
+    return subprocess.run(["pg_isready", "-h", PG_HOST, "-p", str(PG_PORT), "-q"], timeout=10).returncode == 0
+
+
+def redis_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["redis-cli", "-h", REDIS_HOST, "-p", str(REDIS_PORT), *args], capture_output=True, text=True,
+                          timeout=30)
 
 
 def redis_up() -> bool:
-    result = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "ping"], capture_output=True, text=True,
-                            timeout=10)
-    return result.stdout.strip() == "PONG"
+    return redis_cli("ping").stdout.strip() == "PONG"
 
 
 def wait_for(check, timeout: float) -> bool:
@@ -81,7 +99,9 @@ def wait_for(check, timeout: float) -> bool:
 def redis_start() -> None:
     Path("/var/lib/redis").mkdir(parents=True, exist_ok=True)
     Path("/var/log/redis").mkdir(parents=True, exist_ok=True)
-    subprocess.run(REDIS_START, check=True, capture_output=True, timeout=30)
+    subprocess.run(["redis-server", "--daemonize", "yes", "--bind", REDIS_HOST, "--port", str(REDIS_PORT), "--save", "",
+                    "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", f"/var/log/redis/ci-{REDIS_PORT}.log"],
+                   check=True, capture_output=True, timeout=30)
     assert wait_for(redis_up, 30), "redis did not come back"
 
 
@@ -99,6 +119,7 @@ def restore_services() -> None:
 
 @pytest.fixture
 def fault_database():
+    assert PG_HOST in LOCAL and REDIS_HOST in LOCAL, "the fault suite stops and starts local services only"
     from channels.layers import channel_layers
     from django.db import connections
 
@@ -178,6 +199,11 @@ class FaultPeer:
                 elif frame.get("type") == "error":
                     self.errors[f"error: {frame.get('code')}"] += 1
 
+    def move(self, url: str) -> None:
+        """Its worker died: come back on another, as a new process would, with a new sessionId."""
+        self.url = url
+        self.session_id = f"fault-{uuid.uuid4().hex[:10]}"
+
     def _on_push(self, frame: dict) -> None:
         self.received.add(frame["messageId"])
 
@@ -254,8 +280,8 @@ async def test_redis_restart_and_postgres_stop_lose_no_acknowledged_message(tmp_
     prefix = f"faults{secrets.token_hex(3)}"
     ports = [free_port(), free_port()]
     envs = [server_env(tmp_path, port, DATABASE_URL=fault_database, REDIS_URL=REDIS_URL, CHANNEL_LAYER_PREFIX=prefix,
-                       BROKER_PRESENCE_LEASE_SECONDS="20", BROKER_HEARTBEAT_SECONDS="1", BROKER_SWEEP_SECONDS="0.5",
-                       BROKER_SEND_RATE_BURST="100000") for port in ports]
+                       BROKER_PRESENCE_LEASE_SECONDS="20", BROKER_HEARTBEAT_SECONDS="1", BROKER_SWEEP_SECONDS="0.5")
+            for port in ports]  # the default send limits stay on: 4 peers at about 20 sends/s each
     migrate(envs[0])
     roster_path = tmp_path / "roster.json"
     manage(envs[0], "bench_roster", "--peers", "4", "--out", str(roster_path))
@@ -279,9 +305,7 @@ async def test_redis_restart_and_postgres_stop_lose_no_acknowledged_message(tmp_
         assert sum(p.outcomes["queued"] for p in peers) > 10, [p.outcomes for p in peers]
 
         for name, stop_fn, start_fn, reason in (
-            ("redis restart", lambda: subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown",
-                                                      "nosave"], capture_output=True, timeout=30),
-             redis_start, "channel_layer_down"),
+            ("redis restart", lambda: redis_cli("shutdown", "nosave"), redis_start, "channel_layer_down"),
             ("postgres stop/start", lambda: pg_cluster("stop"), lambda: (pg_cluster("start"), wait_for(pg_up, 60)),
              "db_down"),
         ):
@@ -306,6 +330,21 @@ async def test_redis_restart_and_postgres_stop_lose_no_acknowledged_message(tmp_
                            "readySecondsAfterRestore": round(recovery, 1),
                            "notReady503Seen": sum(1 for _, _, s, w in outage if s == 503 and w == reason)})
 
+        # When worker 1 is killed (kill -9), its peers come back on worker 0 as new sessions, and traffic goes on.
+        queued_before = sum(p.outcomes["queued"] for p in peers)
+        killed_at = time.monotonic()
+        workers[1].stop(signal.SIGKILL)
+        for peer in peers[1::2]:
+            peer.move(workers[0].ws_url)
+        for peer in peers:
+            await asyncio.wait_for(peer.connected.wait(), 20)
+        back_after = time.monotonic() - killed_at
+        await asyncio.sleep(3)
+        assert sum(p.outcomes["queued"] for p in peers) > queued_before, "no send acknowledged after the kill"
+        assert workers[0].proc.poll() is None
+        faults.append({"fault": "kill -9 of a worker (its peers return with new sessionIds)",
+                       "allPeersBackSeconds": round(back_after, 1)})
+
         stop_traffic.set()
         await asyncio.sleep(0.5)
         acked = {message_id: target for p in peers for message_id, target in p.acked.items()}
@@ -327,7 +366,7 @@ async def test_redis_restart_and_postgres_stop_lose_no_acknowledged_message(tmp_
         assert missing == [], f"{len(missing)} acknowledged messages never delivered: {missing[:5]}"
         record_results("faults", "redis_restart_and_postgres_stop", {
             "workers": 2, "faultsSurvived": len(faults), "faults": faults,
-            "sendsAcknowledged": len(acked), "messagesDelivered": len(acked) - len(missing),
+            "sendRateLimit": "defaults (2000 burst, 60000/min)", "sendsAcknowledged": len(acked), "messagesDelivered": len(acked) - len(missing),
             "messagesLost": len(missing), "sendsRefusedWithError": totals["refused"],
             "sendsUnansweredBecauseSocketClosed": totals["closed_unanswered"] + totals["closed_before_write"],
             "sendsHung": totals["hung"], "reconnects": totals["reconnects"],

@@ -73,7 +73,7 @@ FIELDS = {
     "hello": ["meshId", "memberId", "pubkey", "signature", "timestamp", "sessionId", "pid", "cwd", "sessionPubkey"],
 }
 HANDSHAKE_CODES = {"bad_session_pubkey", "capacity", "timestamp_skew", "malformed", "bad_signature", "unauthorized",
-                   "revoked"}
+                   "revoked", "replayed", "member_capacity", "session_pubkey_taken"}
 BOB = "<bob's pubkey>"
 
 # --- strategies ----------------------------------------------------------------------------------------------

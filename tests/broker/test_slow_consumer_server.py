@@ -34,6 +34,7 @@ def server(tmp_path):
     port = free_port()
     env = server_env(
         tmp_path, port, BROKER_OUTBOX_MAX_BYTES=str(OUTBOX_BYTES), BROKER_SEND_RATE_BURST="100000",
+        BROKER_MAX_QUEUED_PER_RECIPIENT="100000",
         BROKER_SEND_RATE_PER_MIN="1000000",
     )
     migrate(env)

@@ -14,12 +14,16 @@ from tests.support.identities import Identity, hello_for
 from tests.support.sockets import Socket, open_socket
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "docs" / "reliability-results.json"
+# Test outputs go to an ignored folder, never into tracked files; docs/ keeps the copy a release records.
+OUTPUT = Path(os.environ.get("CLAUDEMESH_TEST_OUTPUT", ROOT / "var" / "test-results"))
+RESULTS = OUTPUT / "reliability-results.json"
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def record_results(suite: str, part: str, figures: dict[str, Any]) -> None:
-    """Merge one test's figures from this run into docs/reliability-results.json (read by docs/reliability.md)."""
+    """Merge one test's figures from this run into var/test-results/reliability-results.json (the figures
+    docs/reliability.md quotes are copied from there into docs/reliability-results.json)."""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     data.setdefault(suite, {})[part] = {
         **figures,
