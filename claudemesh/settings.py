@@ -122,7 +122,7 @@ if DATABASE_URL:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": min(env_int("DB_POOL_MIN", 2), _pool_max),
             "max_size": _pool_max,
-            "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "10")),
+            "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "3")),
         }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
