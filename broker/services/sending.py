@@ -100,6 +100,7 @@ def messages_accept(*, inputs: list[SendInput], worker_id: str) -> list[SendOutc
         {(item.sender.member_id, item.client_message_id) for item in inputs if item.client_message_id}
     )
     accepted: list[_Accepted] = []
+    retries: list[SendOutcome] = []  # retries answered with a messageId this very batch may still refuse
     outcomes = []
     for item in inputs:
         outcome = SendOutcome()
@@ -107,6 +108,7 @@ def messages_accept(*, inputs: list[SendInput], worker_id: str) -> list[SendOutc
         sender = item.sender
         if item.client_message_id and (sender.member_id, item.client_message_id) in existing:
             outcome.message_id = existing[(sender.member_id, item.client_message_id)]
+            retries.append(outcome)
             continue  # idempotent retry: same messageId, no second delivery
         message = MessageRow(
             id=new_id(),
@@ -132,6 +134,11 @@ def messages_accept(*, inputs: list[SendInput], worker_id: str) -> list[SendOutc
             existing[(sender.member_id, item.client_message_id)] = message.id
         accepted.append(_Accepted(item, outcome, message, planned))
     _cap_waiting_rows(accepted)
+    refused = {entry.message.id: entry.outcome for entry in accepted if entry.outcome.error is not None}
+    for retry in retries:  # a retry of a send this batch refused is refused the same way, not given its id
+        if retry.message_id in refused:
+            retry.error, retry.reject_reason = refused[retry.message_id].error, refused[retry.message_id].reject_reason
+            retry.message_id = ""
     messages: list[MessageRow] = []
     deliveries: list[DeliveryRow] = []
     for entry in accepted:

@@ -92,3 +92,17 @@ async def test_a_broadcast_skips_members_whose_queue_is_full_and_says_so(make_me
     for member in offline:
         rows = await db(lambda m=member: Delivery.objects.filter(recipient_member_id=m.member.id).count())()
         assert rows == 2
+
+
+async def test_a_retry_in_the_same_batch_as_its_refused_send_is_refused_too(make_member, connect, settings):
+    """Given bob's queue from alice full, when alice sends a message and at once its retry (same clientMessageId),
+    then both are refused: the retry is not answered with the id of a message that was never stored."""
+    settings.BROKER_MAX_QUEUED_PER_RECIPIENT = 1
+    alice, bob = await db(make_member)("alice"), await db(make_member)("bob")
+    a = await connect(alice)
+    assert (await sent(a, bob.pubkey, "first"))["queued"] is True
+    for send_id in ("try", "retry"):  # back to back: one batch
+        await a.send({**send_frame(bob.pubkey, send_id), "clientMessageId": "same-message"})
+    acks = [await a.expect(lambda f, i=i: f.get("type") == "ack" and f.get("id") == i) for i in ("try", "retry")]
+    assert [(ack["queued"], ack["messageId"]) for ack in acks] == [(False, ""), (False, "")]
+    assert all(ack["error"].startswith("recipient_queue_full") for ack in acks)
