@@ -18,10 +18,14 @@ class TokenBuckets:
         self.idle_forget = idle_forget_seconds
         self._buckets: dict[str, tuple[float, float]] = {}  # key → (tokens, last ms)
 
-    def take(self, key: str, now_ms: float | None = None) -> bool:
+    def _refilled(self, key: str, now_ms: float | None) -> tuple[float, float]:
+        """(tokens now, now in ms): the bucket refilled since it was last touched."""
         now = time.monotonic() * 1000 if now_ms is None else now_ms
         tokens, last = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - last) * self.per_ms)
+        return min(float(self.burst), tokens + (now - last) * self.per_ms), now
+
+    def take(self, key: str, now_ms: float | None = None) -> bool:
+        tokens, now = self._refilled(key, now_ms)
         if tokens < 1:
             self._buckets[key] = (tokens, now)
             return False
@@ -31,9 +35,7 @@ class TokenBuckets:
     def charge(self, key: str, amount: float, now_ms: float | None = None) -> None:
         """Take `amount` more tokens after the fact (a send's fan-out beyond its first recipient): the bucket may go
         into debt, down to one burst, and later sends wait until it is paid."""
-        now = time.monotonic() * 1000 if now_ms is None else now_ms
-        tokens, last = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - last) * self.per_ms)
+        tokens, now = self._refilled(key, now_ms)
         self._buckets[key] = (max(-float(self.burst), tokens - amount), now)
 
     def forget_idle(self) -> None:
