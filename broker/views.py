@@ -107,11 +107,6 @@ async def metrics_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
 
 
-def _set_status(*, body: dict[str, Any], cwd: str, status: str, pid: int | None, ip: str) -> status_services.HookOutcome:
-    caller = status_services.hook_caller(body=body, ip=ip, now_ms=int(time.time() * 1000))
-    return status_services.hook_set_status(cwd=cwd, status=status, pid=pid, caller=caller)
-
-
 @csrf_exempt
 @cors
 async def hook_set_status(request: HttpRequest) -> HttpResponse:
@@ -140,7 +135,9 @@ async def hook_set_status(request: HttpRequest) -> HttpResponse:
     except ValueError as exc:
         return JsonResponse({"ok": False, "error": str(exc)})
     try:
-        outcome = await sync_to_async(_set_status)(body=body, cwd=cwd, status=status, pid=pid, ip=client_ip(request))
+        outcome = await sync_to_async(status_services.hook_post)(
+            body=body, cwd=cwd, status=status, pid=pid, ip=client_ip(request)
+        )
     except status_services.HookRefused as refused:
         return JsonResponse({"ok": False, "error": refused.message, "code": refused.code}, status=401)
     except Exception:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -98,6 +99,12 @@ def hook_caller(*, body: dict[str, Any], ip: str, now_ms: int) -> HookCaller:
     ):
         raise HookRefused("bad_signature", "hook signature does not verify for that member")
     return HookCaller(ip=ip, member_id=member_id, mesh_id=mesh_id)
+
+
+def hook_post(*, body: dict[str, Any], cwd: str, status: str, pid: int | None, ip: str) -> HookOutcome:
+    """`POST /hook/set-status`: who asks (signed member, or an anonymous address), then the status for them."""
+    caller = hook_caller(body=body, ip=ip, now_ms=int(time.time() * 1000))
+    return hook_set_status(cwd=cwd, status=status, pid=pid, caller=caller)
 
 
 @transaction.atomic
