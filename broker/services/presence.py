@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from broker import conf, wire
@@ -126,10 +125,9 @@ def presence_open(*, hello: Hello, member: Member, worker_id: str, ip: str = "")
     )
 
 
-def _same_session(presence: Presence) -> Q:
+def _same_session(presence: Presence, other: dict[str, Any]) -> bool:
     """What other peers see as this session: its sessionId, or the key `peer_left` would name."""
-    key = Q(session_pubkey=presence.session_pubkey) if presence.session_pubkey else Q(session_pubkey__isnull=True)
-    return Q(session_id=presence.session_id) | key
+    return other["session_id"] == presence.session_id or other["session_pubkey"] == presence.session_pubkey
 
 
 @transaction.atomic
@@ -148,13 +146,18 @@ def presence_close(*, presence_id: str) -> ClosedPresence | None:
     if was_live:
         presence.disconnected_at = now
         presence.save(update_fields=["disconnected_at"])
-    others = live_presences(now=now).filter(mesh_id=presence.mesh_id, member_id=presence.member_id).exclude(pk=presence.id)
+    others = list(
+        live_presences(now=now)
+        .filter(mesh_id=presence.mesh_id, member_id=presence.member_id)
+        .exclude(pk=presence.id)
+        .values("connected_at", "session_id", "session_pubkey")
+    )  # a member's few other live connections: one read answers both questions below
     saved = PeerState.objects.select_for_update().filter(mesh_id=presence.mesh_id, member_id=presence.member_id).first()
     if saved is None:
         saved = PeerState(mesh_id=presence.mesh_id, member_id=presence.member_id)
     # The member's longest-lived live connection owns the saved state: a short CLI connection that comes and goes
     # beside it must not overwrite its groups, profile and visibility.
-    if not others.filter(connected_at__lt=presence.connected_at).exists():
+    if not any(other["connected_at"] < presence.connected_at for other in others):
         saved.groups = presence.groups
         saved.profile = presence.profile
         saved.visible = presence.visible
@@ -176,7 +179,7 @@ def presence_close(*, presence_id: str) -> ClosedPresence | None:
         presence_id=presence.id,
         mesh_id=presence.mesh_id,
         member_id=presence.member_id,
-        announce=was_live and not others.filter(_same_session(presence)).exists(),
+        announce=was_live and not any(_same_session(presence, other) for other in others),
         left_event=wire.system_push(
             presence.mesh_id, "peer_left", {"name": presence.display_name, "pubkey": presence.routing_pubkey}
         ),
