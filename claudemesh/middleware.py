@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.deprecation import MiddlewareMixin
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
@@ -29,23 +29,7 @@ def unavailable(request: HttpRequest) -> HttpResponse:
     return response
 
 
-class OverloadMiddleware:
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest):
-        if iscoroutinefunction(self):
-            return self._acall(request)
-        return self.get_response(request)
-
-    async def _acall(self, request: HttpRequest):
-        return await self.get_response(request)
-
+class OverloadMiddleware(MiddlewareMixin):
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, (OperationalError, InterfaceError)):
             logger.warning("database unavailable for %s %s: %s", request.method, request.path, exception)
