@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from meshes import services
+from tests.support.body_routes import json_body_routes
 
 pytestmark = pytest.mark.django_db
 
@@ -38,17 +38,9 @@ bodies = (
 
 @pytest.fixture
 def routes(owner_actor):
-    invite = services.invite_create(actor=owner_actor, max_uses=1000)
-    _, secret = services.api_key_create(actor=owner_actor, label="admin", capabilities=["admin"])
-    keyed = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
     return [
-        ("/api/v1/invites", keyed),
-        ("/api/v1/api-keys", keyed),
-        ("/api/v1/api-keys/revoke", keyed),
-        ("/join", {}),
-        (f"/invites/{invite.code}/claim", {}),
-        (f"/api/public/invites/{invite.code}/claim", {}),
-        ("/hook/set-status", {}),
+        (path, {"HTTP_AUTHORIZATION": f"Bearer {secret}"} if secret else {})
+        for path, secret in json_body_routes(owner_actor, invite_uses=1000)
     ]
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from meshes import services
 from meshes.models import ApiKey, Invite, Member
+from tests.support.body_routes import json_body_routes
 
 pytestmark = pytest.mark.django_db
 
@@ -29,17 +29,9 @@ HOSTILE = [
 
 @pytest.fixture
 def routes(owner_actor):
-    invite = services.invite_create(actor=owner_actor, max_uses=5)
-    _, secret = services.api_key_create(actor=owner_actor, label="admin", capabilities=["admin"])
-    keyed = {"Authorization": f"Bearer {secret}"}
     return [
-        ("/api/v1/invites", keyed),
-        ("/api/v1/api-keys", keyed),
-        ("/api/v1/api-keys/revoke", keyed),
-        ("/join", {}),
-        (f"/invites/{invite.code}/claim", {}),
-        (f"/api/public/invites/{invite.code}/claim", {}),
-        ("/hook/set-status", {}),
+        (path, {"Authorization": f"Bearer {secret}"} if secret else {})
+        for path, secret in json_body_routes(owner_actor, invite_uses=5)
     ]
 
 
