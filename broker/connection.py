@@ -178,13 +178,17 @@ class Connection:
 
     def _begin_close(self, code: int, reason: str, *, drop_queued: bool = False) -> None:
         """No more frames are taken; the close frame goes out after what is queued (or at once, dropping it)."""
-        if self.closed:
-            return
+        if not self.closed:
+            self._stop_taking(drop_queued=drop_queued, last=Outgoing("", close=(code, reason)))
+
+    def _stop_taking(self, *, drop_queued: bool, last: Outgoing | None = None) -> None:
+        """Closed: no frame is taken any more, the writer ends after `last`, nobody waits for room or a send slot."""
         self.closed = True
         if drop_queued:
             self._outbox.clear()
             self._outbox_bytes = 0
-        self._outbox.append(Outgoing("", close=(code, reason)))
+        if last is not None:
+            self._outbox.append(last)
         self._writer_done = True
         self._room.set()
         self._send_slot.set()
@@ -272,11 +276,5 @@ class Connection:
             return
         self._cleaned_up = True
         if not self.closed:  # the client went first: nothing queued can reach it any more
-            self.closed = True
-            self._outbox.clear()
-            self._outbox_bytes = 0
-            self._writer_done = True
-            self._wake.set()
-            self._room.set()
-        self._send_slot.set()
+            self._stop_taking(drop_queued=True)
         await self._hooks.closed(self)
