@@ -20,6 +20,7 @@ from tests.support.servers import ServerProcess, free_port, manage, migrate, ser
 pytestmark = pytest.mark.slow
 OUTBOX_BYTES = 1024 * 1024
 CIPHERTEXT = "c" * 4000
+STALLED = 3.0  # seconds: a p99 beyond this means the slow socket held others up
 
 
 def rss_mb(pid: int) -> float:
@@ -112,8 +113,9 @@ async def test_a_reader_that_never_reads_is_closed_and_costs_nobody_else(server)
     assert len(acked) == 2000 and len(got_on_slow) < 2000
     # the worker buffered a bounded amount for it, and everyone else went on as usual
     assert rss_after - rss_before < 100, (rss_before, rss_after)
-    assert percentile(ack_waits, 0.99) < 1.0, percentile(ack_waits, 0.99)
-    assert percentile(victim_latency, 0.99) < 1.0, percentile(victim_latency, 0.99)
+    # A stall bound, not a speed target: before the outbox every other sender waited until the slow socket died.
+    assert percentile(ack_waits, 0.99) < STALLED, percentile(ack_waits, 0.99)
+    assert percentile(victim_latency, 0.99) < STALLED, percentile(victim_latency, 0.99)
 
     # And nothing acknowledged is lost: the slow member's next connection gets the rest
     back = E2EPeer(slow_member, process.ws_url)
