@@ -121,18 +121,18 @@ class SendPipeline:
                 await conn.send_frame(wire.send_ack(send_id, "", outcome.error))
             else:
                 metrics.messages_in.inc()
-                await conn.send_frame(wire.send_ack(send_id, outcome.message_id, queue_full=outcome.queue_full))
+                await conn.send_frame(wire.send_ack(send_id, outcome.message_id, reach=outcome.reach))
 
     async def _push(self, batch: list[QueuedSend], outcomes: list[SendOutcome]) -> None:
         """Then: the pre-claimed rows, from memory: a local socket directly, another worker's in one message."""
         elsewhere: dict[str, list[DeliverItem]] = defaultdict(list)
         here = self.fanout.worker_id
         for (_, _, _, started), outcome in zip(batch, outcomes, strict=True):
-            if outcome.frame is None or not outcome.claimed:
+            if outcome.frame is None or not outcome.reach.claimed:
                 continue
             text = wire.dumps(outcome.frame)
             message_id, priority = outcome.frame["messageId"], outcome.frame["priority"]
-            for worker_id, presence_id in outcome.claimed:
+            for worker_id, presence_id in outcome.reach.claimed:
                 if worker_id != here:
                     elsewhere[worker_id].append((presence_id, message_id, priority, text))
                     continue

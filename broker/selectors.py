@@ -6,9 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from broker.models import Delivery, Message, Presence
+from broker.models import Delivery, Message, PeerState, Presence
 from broker.services.liveness import live_presences
 from meshes.models import Member
+from protocol.ids import ID_LENGTH, is_id_fragment
+
+MESSAGE_ID_MIN_PREFIX = 6  # as short as `send` prints (8) and API key prefixes allow (6)
 
 
 def peers_list(*, mesh_id: str, viewer_member_pubkey: str) -> list[Presence]:
@@ -39,9 +42,19 @@ def online_peers(*, mesh_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def members_list(*, mesh_id: str) -> list[Member]:
-    """Every live member with an ed25519 key, online or not (wire extension `list_members`)."""
-    return list(Member.objects.filter(mesh_id=mesh_id, revoked_at=None, pubkey__isnull=False).order_by("joined_at"))
+@dataclass(frozen=True)
+class MemberRoster:
+    members: list[Member]
+    online: set[str]  # member ids with a live connection
+    last_seen: dict[str, datetime]  # member id → when its last connection ended
+
+
+def members_list(*, mesh_id: str) -> MemberRoster:
+    """Every live member with an ed25519 key, online or not, and when each was last seen (`list_members`)."""
+    members = list(Member.objects.filter(mesh_id=mesh_id, revoked_at=None, pubkey__isnull=False).order_by("joined_at"))
+    online = set(live_presences().filter(mesh_id=mesh_id).values_list("member_id", flat=True))
+    last_seen = dict(PeerState.objects.filter(mesh_id=mesh_id).values_list("member_id", "last_seen_at"))
+    return MemberRoster(members, online, last_seen)
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,18 @@ class MessageStatus:
     deliveries: list[Delivery]  # with their recipient members
     delivered: bool  # every row is (a message with no row is not)
     delivered_at: datetime | None  # when the last row was delivered, once every row is
+
+
+def message_ids_matching(*, mesh_id: str, message_ref: Any, limit: int = 2) -> list[str]:
+    """Ids of this mesh's messages that are `message_ref` or start with it (≥ 6 characters), at most `limit`:
+    the short ids `send` prints work wherever a message id is asked for."""
+    if not is_id_fragment(message_ref) or len(message_ref) < MESSAGE_ID_MIN_PREFIX:
+        return []
+    if len(message_ref) == ID_LENGTH:
+        return list(Message.objects.filter(pk=message_ref, mesh_id=mesh_id).values_list("id", flat=True))
+    # Compared again in Python: ids are case-sensitive and SQLite's LIKE is not.
+    candidates = Message.objects.filter(mesh_id=mesh_id, pk__startswith=message_ref).values_list("id", flat=True)
+    return [message_id for message_id in candidates[:50] if message_id.startswith(message_ref)][:limit]
 
 
 def message_status(*, mesh_id: str, message_id: Any) -> MessageStatus | None:

@@ -43,12 +43,29 @@ def error(code: str, message: str, request: dict[str, Any] | None = None) -> dic
     return with_req_id(frame, request) if request is not None else frame
 
 
-def send_ack(send_id: str, message_id: str = "", error_text: str | None = None, *, queue_full: int = 0) -> dict[str, Any]:
+MAX_ACK_RECIPIENTS = 100
+
+
+def send_ack(send_id: str, message_id: str = "", error_text: str | None = None, *, reach: Any = None) -> dict[str, Any]:
+    """§3.3 `ack`; an accepted send's ack also says, per recipient member, what happened to it (additive,
+    docs/wire-extensions.md): `reach` counts, `recipients` (the first 100 by name), `sessionEnded`, `queueFull`."""
     frame: dict[str, Any] = {"type": "ack", "id": send_id, "messageId": message_id, "queued": error_text is None}
     if error_text is not None:
         frame["error"] = error_text
-    if queue_full:  # additive (docs/wire-extensions.md): members this multicast did not queue for
-        frame["queueFull"] = queue_full
+    if reach is None or error_text is not None:
+        return frame
+    counts = {"live": 0, "held": 0, "queued": 0, "queue_full": 0}
+    for _, state in reach.recipients.values():
+        counts[state] += 1
+    if counts["queue_full"]:  # members this multicast did not queue for
+        frame["queueFull"] = counts["queue_full"]
+    frame["reach"] = {"live": counts["live"], "held": counts["held"], "queued": counts["queued"]}
+    recipients = sorted(reach.recipients.items(), key=lambda item: (item[1][0].lower(), item[0]))
+    frame["recipients"] = [
+        {"memberId": member_id, "name": name, "state": state} for member_id, (name, state) in recipients
+    ][:MAX_ACK_RECIPIENTS]
+    if reach.session_ended:
+        frame["sessionEnded"] = True
     return frame
 
 
@@ -82,6 +99,7 @@ def message_push(message: Any) -> dict[str, Any]:
         "messageId": message.id,
         "meshId": message.mesh_id,
         "senderPubkey": message.sender_pubkey,
+        "senderMemberId": message.sender_member_id,  # additive: the person, whatever session sent it
         "priority": message.priority,
         "nonce": message.nonce,
         "ciphertext": message.ciphertext,
@@ -144,6 +162,7 @@ def message_status_result(status: Any) -> dict[str, Any]:
     message, deliveries = status.message, status.deliveries
     recipients = [
         {
+            "memberId": row.recipient_member_id,
             "name": row.recipient_member.display_name,
             "pubkey": row.recipient_session
             if row.recipient_session and not row.recipient_session.startswith("sid:")
@@ -168,8 +187,15 @@ def peers_list(presences: list[Any]) -> dict[str, Any]:
     return {"type": "peers_list", "peers": [peer_entry(p) for p in presences]}
 
 
-def members_list(members: list[Any]) -> dict[str, Any]:
-    return {"type": "members_list", "members": [member_entry(m) for m in members]}
+def members_list(roster: Any) -> dict[str, Any]:
+    """From a `selectors.MemberRoster`: every member, and (additive) whether it is online or when it was last seen."""
+    entries = []
+    for member in roster.members:
+        entry = member_entry(member)
+        entry["online"] = member.id in roster.online
+        entry["lastSeenAt"] = iso_or_none(roster.last_seen.get(member.id))
+        entries.append(entry)
+    return {"type": "members_list", "members": entries}
 
 
 def api_key_created(key: Any, secret: str) -> dict[str, Any]:

@@ -50,12 +50,20 @@ async def handle_push_ack(conn, frame) -> None:
         conn.acknowledge(ids)
 
 
+def _message_status(mesh_id: str, message_ref: object) -> tuple[selectors.MessageStatus | None, int]:
+    matches = selectors.message_ids_matching(mesh_id=mesh_id, message_ref=message_ref)
+    if len(matches) != 1:
+        return None, len(matches)
+    return selectors.message_status(mesh_id=mesh_id, message_id=matches[0]), 1
+
+
 @handler("message_status")
 async def handle_message_status(conn, frame) -> None:
-    message_id = frame.get("messageId")
-    status = None  # an id no row can have (NUL, lone surrogate) is simply not found
-    if not isinstance(message_id, str) or storable(message_id):
-        status = await database_sync_to_async(selectors.message_status)(mesh_id=conn.mesh_id, message_id=message_id)
+    """By full id or (additive) a unique prefix of at least 6 characters."""
+    status, matches = await database_sync_to_async(_message_status)(conn.mesh_id, frame.get("messageId"))
+    if matches > 1:
+        await conn.send_frame(wire.error("ambiguous", "several messages start with that id: give more of it", frame))
+        return
     if status is None:
         await conn.send_frame(wire.error("not_found", "message not found", frame))
         return

@@ -23,11 +23,15 @@ DEFAULT_GRANTS = ("read", "dm", "broadcast", "state-read")
 NO_PEER = "no connected peer for target (not online, or targetSpec is your own key without another session)"
 BLOCKED = "blocked by recipient grants (sender lacks dm capability)"
 IDLE, NOW = Status.IDLE.value, Priority.NOW.value  # plain str: compared once per recipient
-MEMBER_FIELDS = ("id", "mesh_id", "pubkey", "peer_grants", "default_groups")
+MEMBER_FIELDS = ("id", "mesh_id", "pubkey", "peer_grants", "default_groups", "display_name")
 PRESENCE_FIELDS = (
     "id", "mesh_id", "member_id", "session_id", "session_pubkey", "groups", "visible", "worker_id",
-    "status", "status_source", "status_updated_at",
+    "status", "status_source", "status_updated_at", "channel",
 )  # fmt: skip
+ONE_SHOT_CHANNEL = "claudemesh-cli"  # our CLI's short connections: a member's DM goes to a long-lived session first
+# What a send did for one recipient member when it was accepted (the ack says it, docs/wire-extensions.md).
+LIVE, HELD, QUEUED, RECIPIENT_FULL = "live", "held", "queued", "queue_full"
+_REACH_RANK = {RECIPIENT_FULL: 0, QUEUED: 1, HELD: 2, LIVE: 3}
 
 
 class SendRejected(Exception):
@@ -54,6 +58,27 @@ class SendInput:
     nonce: str
     ciphertext: str
     client_message_id: str | None
+
+
+@dataclass
+class Reach:
+    """Who one send reached at acceptance: the rows pre-claimed for live connections, and per recipient member
+    whether it went to a live session, is held by its status, or waits for the member to connect."""
+
+    claimed: list[tuple[str, str]] = field(default_factory=list)  # (worker id, presence id), pushed from memory
+    recipients: dict[str, tuple[str, str]] = field(default_factory=dict)  # member id → (display name, state)
+    session_ended: bool = False  # the targeted session key is gone: the member's next session gets it
+
+    def note(self, member: dict[str, Any], state: str) -> None:
+        """A member with several sessions counts once, by the best thing that happened for it."""
+        known = self.recipients.get(member["id"])
+        if known is None or _REACH_RANK[state] > _REACH_RANK[known[1]]:
+            self.recipients[member["id"]] = (member["display_name"], state)
+
+    def clear(self) -> None:
+        self.claimed.clear()
+        self.recipients.clear()
+        self.session_ended = False
 
 
 def grants_allow(grants: Any, *, sender: Sender, capability: str) -> bool:
@@ -102,11 +127,19 @@ class RoutingContext:
 
     def __post_init__(self) -> None:
         for rows in self.live.values():
-            for p in rows:
-                self.live_by_member.setdefault(p["member_id"], []).append(p)
-                if p["session_pubkey"]:
-                    self.live_by_session.setdefault((p["mesh_id"], p["session_pubkey"]), []).append(p)
-                    self.session_owner[(p["mesh_id"], p["session_pubkey"])] = p["member_id"]
+            self._index(rows)
+
+    def _index(self, rows: Iterable[dict[str, Any]]) -> None:
+        for p in rows:
+            self.live_by_member.setdefault(p["member_id"], []).append(p)
+            if p["session_pubkey"]:
+                self.live_by_session.setdefault((p["mesh_id"], p["session_pubkey"]), []).append(p)
+                self.session_owner[(p["mesh_id"], p["session_pubkey"])] = p["member_id"]
+
+    def add_live(self, presences) -> None:
+        for mesh_id, rows in _live_by_mesh(presences).items():
+            self.live.setdefault(mesh_id, []).extend(rows)
+            self._index(rows)
 
     def add_members(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
@@ -154,6 +187,9 @@ def _direct_context(inputs, mesh_ids: set[str], targets: set[str], worker_id: st
     if missing:
         ctx.add_members(_mesh_members(mesh_ids).filter(id__in=missing).values(*MEMBER_FIELDS))
     ctx.adopt_offline_sessions(history)
+    if history:  # an ended session's message goes to its member's other live sessions: read them too
+        owners = {row["member_id"] for row in history} - ctx.live_by_member.keys()
+        ctx.add_live(live_presences(now=now).filter(mesh_id__in=mesh_ids, member_id__in=owners))
     return ctx
 
 
@@ -194,30 +230,22 @@ def _session_history(ctx: RoutingContext, inputs: list[SendInput], mesh_ids: set
 # --- plans: one send → its delivery rows -------------------------------------------------------------------
 
 
-def _pre_claim(ctx: RoutingContext, presence: dict[str, Any], delivery: DeliveryRow, claimed: list) -> None:
+def _pre_claim(ctx: RoutingContext, presence: dict[str, Any], delivery: DeliveryRow, reach: Reach) -> None:
     """Claim the row for a live connection in the send's own transaction: its worker pushes it from memory,
     without a drain query. If the push never happens (the layer dropped it, the socket closed), the row is
     re-sent by the retransmit sweep of the claimer's worker or released when the claimer closes."""
     delivery.state = DeliveryState.IN_FLIGHT
     delivery.claimed_by = presence["id"]
     delivery.claimed_at = ctx.now
-    claimed.append((presence["worker_id"], presence["id"]))
+    reach.claimed.append((presence["worker_id"], presence["id"]))
 
 
-def plan_direct(
-    item: SendInput, ctx: RoutingContext, message_id: str, claimed: list[tuple[str, str]]
-) -> list[DeliveryRow]:
+def plan_direct(item: SendInput, ctx: RoutingContext, message_id: str, reach: Reach) -> list[DeliveryRow]:
     sender, target = item.sender, item.target_spec
     member = ctx.member_by_pubkey.get((sender.mesh_id, target))
+    recipient_session = None
     if member is not None:
         candidates = [p for p in ctx.live_by_member.get(member["id"], ()) if p["id"] != sender.presence_id]
-        recipient_session = None
-        if member["id"] == sender.member_id:
-            # To one's own member key: another session of ours, never the sending connection itself.
-            if not candidates:
-                raise SendRejected(NO_PEER, "no_recipient")
-            recipient_session = session_key(candidates[0]["session_pubkey"], candidates[0]["session_id"])
-            candidates = candidates[:1]
     else:
         owner_id = ctx.session_owner.get((sender.mesh_id, target))
         if owner_id is None or target == sender.session_pubkey:
@@ -226,7 +254,19 @@ def plan_direct(
         candidates = [
             p for p in ctx.live_by_session.get((sender.mesh_id, target), ()) if p["id"] != sender.presence_id
         ]
-        recipient_session = target
+        if candidates:
+            recipient_session = target
+        else:
+            # [PY] The session has ended: held for it, the message would wait for a slot that may never come back.
+            # Any current or next session of its member takes it (our peers keep their slots' session keys).
+            reach.session_ended = True
+            candidates = [p for p in ctx.live_by_member.get(member["id"], ()) if p["id"] != sender.presence_id]
+    if member["id"] == sender.member_id and recipient_session is None:
+        # To one's own member: another session of ours, never the sending connection itself.
+        if not candidates:
+            raise SendRejected(NO_PEER, "no_recipient")
+        candidates = _long_lived_first(candidates, ctx)[:1]
+        recipient_session = session_key(candidates[0]["session_pubkey"], candidates[0]["session_id"])
     if not grants_allow(member["peer_grants"], sender=sender, capability="dm"):
         raise SendRejected(BLOCKED, "blocked")
     delivery = DeliveryRow(
@@ -236,18 +276,22 @@ def plan_direct(
         gated=True,
         priority=item.priority,
     )
-    ready = [
-        p for p in candidates if p["worker_id"] not in ctx.dead_workers and _can_take_now(p, item.priority, ctx.now)
-    ]
-    if ready:  # exactly one session of the member gets it; prefer one on this worker
-        ready.sort(key=lambda p: p["worker_id"] != ctx.worker_id)
-        _pre_claim(ctx, ready[0], delivery, claimed)
+    alive = [p for p in candidates if p["worker_id"] not in ctx.dead_workers]
+    ready = [p for p in alive if _can_take_now(p, item.priority, ctx.now)]
+    if ready:  # exactly one session of the member gets it
+        _pre_claim(ctx, _long_lived_first(ready, ctx)[0], delivery, reach)
+        reach.note(member, LIVE)
+    else:
+        reach.note(member, HELD if alive else QUEUED)
     return [delivery]
 
 
-def plan_multicast(
-    item: SendInput, ctx: RoutingContext, message_id: str, claimed: list[tuple[str, str]]
-) -> list[DeliveryRow]:
+def _long_lived_first(presences: list[dict[str, Any]], ctx: RoutingContext) -> list[dict[str, Any]]:
+    """A member's long-lived sessions (Claude Code, watch) before its one-shot CLI runs; then this worker's."""
+    return sorted(presences, key=lambda p: (p["channel"] == ONE_SHOT_CHANNEL, p["worker_id"] != ctx.worker_id))
+
+
+def plan_multicast(item: SendInput, ctx: RoutingContext, message_id: str, reach: Reach) -> list[DeliveryRow]:
     sender, target = item.sender, item.target_spec
     group = None if target in ("*", "@all") else target[1:]
     deliveries = []
@@ -269,7 +313,10 @@ def plan_multicast(
             priority=item.priority,
         )
         if presence["worker_id"] not in ctx.dead_workers:  # else pending: its session drains it when it is back
-            _pre_claim(ctx, presence, delivery, claimed)
+            _pre_claim(ctx, presence, delivery, reach)
+            reach.note(member, LIVE)
+        else:
+            reach.note(member, QUEUED)
         deliveries.append(delivery)
     # Better than the reference: matching members who are offline get it when they come back.
     for member in ctx.members.values():
@@ -286,4 +333,5 @@ def plan_multicast(
         deliveries.append(
             DeliveryRow(message_id=message_id, recipient_member_id=member["id"], gated=False, priority=item.priority)
         )
+        reach.note(member, QUEUED)
     return deliveries

@@ -17,6 +17,8 @@ from broker.models import DeliveryState
 from broker.services.bulk import DeliveryRow, MessageRow, messages_by_client_id, pending_counts, rows_insert
 from broker.services.routing import (
     NO_PEER,
+    RECIPIENT_FULL,
+    Reach,
     Sender,
     SendInput,
     SendRejected,
@@ -38,10 +40,8 @@ class SendOutcome:
     error: str | None = None
     reject_reason: str | None = None
     frame: dict[str, Any] | None = None
-    # Pre-claimed rows, pushed straight from memory: (worker id, presence id). No drain query needed.
-    claimed: list[tuple[str, str]] = field(default_factory=list)
+    reach: Reach = field(default_factory=Reach)  # who it reached; its pre-claimed rows are pushed from memory
     fanout: int = 0  # delivery rows written: what the send costs the sender's rate limit
-    queue_full: int = 0  # multicast recipients skipped because too much from this sender already waits for them
 
 
 def js_length(text: str) -> int:
@@ -125,10 +125,10 @@ def messages_accept(*, inputs: list[SendInput], worker_id: str) -> list[SendOutc
         )
         plan = plan_direct if is_direct_target(item.target_spec) else plan_multicast
         try:
-            planned = plan(item, ctx, message.id, outcome.claimed)
+            planned = plan(item, ctx, message.id, outcome.reach)
         except SendRejected as rejected:
             outcome.error, outcome.reject_reason = rejected.text, rejected.reason
-            outcome.claimed.clear()
+            outcome.reach.clear()
             continue
         if item.client_message_id:
             existing[(sender.member_id, item.client_message_id)] = message.id
@@ -173,6 +173,8 @@ def _cap_waiting_rows(accepted: list[_Accepted]) -> None:
                 key = (sender_id, row.recipient_member_id)
                 if counts.get(key, 0) >= cap:
                     full += 1
+                    name = entry.outcome.reach.recipients.get(row.recipient_member_id, ("", ""))[0]
+                    entry.outcome.reach.recipients[row.recipient_member_id] = (name, RECIPIENT_FULL)
                     continue
                 counts[key] = counts.get(key, 0) + 1
             kept.append(row)
@@ -180,7 +182,6 @@ def _cap_waiting_rows(accepted: list[_Accepted]) -> None:
             continue
         if is_direct_target(entry.item.target_spec):
             entry.outcome.error, entry.outcome.reject_reason = QUEUE_FULL.format(cap=cap), "queue_full"
-            entry.outcome.claimed.clear()
+            entry.outcome.reach.clear()
         else:
             entry.rows = kept
-            entry.outcome.queue_full = full

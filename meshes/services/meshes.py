@@ -41,13 +41,15 @@ def mesh_create(*, owner, name: str) -> Mesh:
 
 @transaction.atomic
 def mesh_rename(*, actor: Actor, name: str) -> Mesh:
+    """Changes the name people see. The slug stays: every peer's config, `--mesh <slug>` and every invite already
+    handed out carry it, so renaming must not break them."""
     actor.require_manager()
     require_live_mesh(actor.mesh)
     cleaned = clean_name(name, field="name", min_length=2, max_length=80)
     mesh = Mesh.objects.select_for_update().get(pk=actor.mesh.pk)
     old_name = mesh.name
-    mesh.name, mesh.slug = cleaned, slugify_mesh_name(cleaned)
-    mesh.save(update_fields=["name", "slug"])
+    mesh.name = cleaned
+    mesh.save(update_fields=["name"])
     audit(actor, "mesh_renamed", {"from": old_name, "to": cleaned})
     return mesh
 

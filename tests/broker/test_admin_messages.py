@@ -63,6 +63,7 @@ async def test_list_members_includes_offline(make_member, connect):
     assert set(by_key) == {alice.pubkey, bob.pubkey}  # the dashboard-only owner has no key
     assert by_key[alice.pubkey] == {
         "memberId": alice.member.id, "pubkey": alice.pubkey, "displayName": "alice", "role": "member", "groups": [{"name": "eng"}],
+        "online": True, "lastSeenAt": None,
     }
     assert by_key[bob.pubkey]["role"] == "admin"
 

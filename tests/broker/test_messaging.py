@@ -50,10 +50,10 @@ async def test_session_pubkey_routing_and_sender_identity(make_member, connect):
     await b2.expect_nothing(lambda f: f.get("messageId") == ack["messageId"])
 
 
-async def test_direct_batch_to_a_session_key_whose_session_went_away_waits_for_it(make_member, connect):
-    """Given bob's session key seen earlier but offline now (his member key online elsewhere), when alice sends to
-    that session key in a batch with other direct messages, then it is queued (not refused, not given to bob's
-    other session) and pushed when that session says hello again; the batch's other messages go out at once."""
+async def test_direct_batch_to_a_session_key_whose_session_went_away_reaches_the_members_next_session(make_member, connect):
+    """Given bob's session key seen earlier but offline now, when alice sends to that session key in a batch with
+    other direct messages, then it goes to bob's session that is online (not held for a slot that may never come
+    back), the ack says the session ended, and the batch's other messages go out at once."""
     alice, bob, carol = [await db(make_member)(name) for name in ("alice", "bob", "carol")]
     b_session = SigningKeypair.generate()
     old = await connect(bob, sessionId="laptop", sessionPubkey=b_session.public_hex)
@@ -65,11 +65,26 @@ async def test_direct_batch_to_a_session_key_whose_session_went_away_waits_for_i
     for text in ("to-laptop", "to-carol"):
         acks[text] = await a.expect(lambda f, t=text: f.get("type") == "ack" and f.get("id") == f"id-{t}")
     assert acks["to-laptop"]["queued"] is True and acks["to-carol"]["queued"] is True
+    assert acks["to-laptop"]["sessionEnded"] is True and "sessionEnded" not in acks["to-carol"]
+    assert acks["to-laptop"]["recipients"] == [{"memberId": bob.member.id, "name": "bob", "state": "live"}]
     await c.expect_push(acks["to-carol"]["messageId"])
-    await b_other.expect_nothing(lambda f: f.get("messageId") == acks["to-laptop"]["messageId"])
-    back = await connect(bob, sessionId="laptop", sessionPubkey=b_session.public_hex)
-    push = await back.expect_push(acks["to-laptop"]["messageId"])
+    push = await b_other.expect_push(acks["to-laptop"]["messageId"])
     assert push["ciphertext"] == "to-laptop"
+
+
+async def test_message_to_an_ended_session_waits_for_the_members_next_session(make_member, connect):
+    """Given bob entirely offline after a session with key K, when alice sends to K, then the ack says queued for
+    bob with the session ended, and bob's next session, whatever its key, gets it."""
+    alice, bob = await db(make_member)("alice"), await db(make_member)("bob")
+    b_session = SigningKeypair.generate()
+    old = await connect(bob, sessionId="laptop", sessionPubkey=b_session.public_hex)
+    await old.communicator.disconnect()
+    a = await connect(alice)
+    ack = await sent(a, b_session.public_hex, "later")
+    assert ack["queued"] is True and ack["sessionEnded"] is True
+    assert ack["reach"] == {"live": 0, "held": 0, "queued": 1}
+    fresh = await connect(bob, sessionId="elsewhere", sessionPubkey=SigningKeypair.generate().public_hex)
+    assert (await fresh.expect_push(ack["messageId"]))["ciphertext"] == "later"
 
 
 async def test_member_key_reaches_exactly_one_session(make_member, connect):
@@ -301,7 +316,7 @@ async def test_message_status(make_member, connect):
     status = await a.expect("message_status_result")
     assert status["_reqId"] == "ms1" and status["delivered"] is False and status["deliveredAt"] is None
     assert status["targetSpec"] == bob.pubkey
-    assert status["recipients"] == [{"name": "bob", "pubkey": bob.pubkey, "status": "held"}]
+    assert status["recipients"] == [{"memberId": bob.member.id, "name": "bob", "pubkey": bob.pubkey, "status": "held"}]
     b = await connect(bob)
     await b.expect_push(queued["messageId"])
     await asyncio.sleep(0.2)

@@ -24,7 +24,7 @@ async def test_two_peer_smoke(make_member, connect):
     assert push["meshId"] == alice.member.mesh_id
     assert push["priority"] == "next"
     assert push["createdAt"].endswith("Z") and len(push["createdAt"]) == 24
-    assert set(push) == {"type", "messageId", "meshId", "senderPubkey", "priority", "nonce", "ciphertext", "createdAt"}
+    assert set(push) == {"type", "messageId", "meshId", "senderPubkey", "senderMemberId", "priority", "nonce", "ciphertext", "createdAt"}
 
 
 async def database(fn, *args, **kwargs):
