@@ -95,3 +95,17 @@ class TestRevokeByReference:
         assert response.status_code == 404
         foreign.refresh_from_db()
         assert foreign.revoked_at is None
+
+
+def test_rename_keeps_the_slug_peers_use(owner_client, mesh, owner_actor):
+    """Given a mesh whose peers use `--mesh <slug>` and hold invites naming it, when it is renamed, then the name
+    changes, the slug stays, and new invites still carry the old slug; the form says so."""
+    slug = mesh.slug
+    page = owner_client.get(reverse("dashboard:mesh_settings", args=[mesh.id])).content.decode()
+    assert f"--mesh {slug}" in page
+    response = owner_client.post(reverse("dashboard:mesh_rename", args=[mesh.id]), {"name": "Something Else Entirely"})
+    assert response.status_code == 302
+    mesh.refresh_from_db()
+    assert mesh.name == "Something Else Entirely" and mesh.slug == slug
+    invite = services.invite_create(actor=owner_actor, role="member", max_uses=1, expires_in_days=1)
+    assert invite.token_mesh_slug == slug
