@@ -14,6 +14,7 @@ from peer.cli_context import Context, Parser, config_groups, run_async, with_cli
 from peer.cli_inbox import cmd_inbox, cmd_watch
 from peer.config import default_display_name
 from peer.connection_terms import CLI_CHANNEL
+from peer.describe import describe_member, describe_message_status, describe_send, nobody_reached
 from peer.enroll import EnrollError, join
 from peer.hook import run_hook
 from peer.output import (
@@ -196,8 +197,24 @@ def cmd_send(ctx: Context) -> int:
         raise
     if ctx.out.as_json:
         ctx.out.json({"ok": True, **result})
+    elif nobody_reached(result):
+        ctx.out.warn(describe_send(result))
     else:
-        ctx.out.ok(f"sent to {ctx.args.to} ({result['messageId'][:8]})")
+        ctx.out.ok(describe_send(result))
+    return 0
+
+
+def cmd_members(ctx: Context) -> int:
+    config = ctx.config()
+    mesh = ctx.mesh(config)
+    members = run_async(with_client(ctx, mesh, config, lambda c: c.members()))
+    if ctx.out.as_json:
+        ctx.out.json({"mesh": mesh.slug, "members": members})
+        return 0
+    online = sum(1 for m in members if m.get("online"))
+    ctx.out.section(f"members of {mesh.slug} ({len(members)}, {online} online)")
+    for member in members:
+        ctx.out.line(describe_member(member, own_member_id=mesh.member_id))
     return 0
 
 
@@ -246,15 +263,15 @@ def cmd_message_status(ctx: Context) -> int:
     except CliError as exc:
         if exc.code == "not_found":
             exc.exit_code = NOT_FOUND
+        if exc.code == "ambiguous":
+            exc.exit_code = INVALID_ARGS
         raise
     result = {k: v for k, v in result.items() if k not in ("type", "_reqId")}
     if ctx.out.as_json:
         ctx.out.json(result)
         return 0
-    ctx.out.line(f"Message {str(result.get('messageId'))[:12]}… → {result.get('targetSpec')}")
-    ctx.out.line(f"Delivered: {result.get('delivered')}" + (f" at {result['deliveredAt']}" if result.get("deliveredAt") else ""))
-    for recipient in result.get("recipients") or []:
-        ctx.out.line(f"  - {recipient.get('name')} ({str(recipient.get('pubkey'))[:12]}…): {recipient.get('status')}")
+    for line in describe_message_status(result):
+        ctx.out.line(line)
     return 0
 
 
@@ -320,8 +337,9 @@ def build_parser() -> Parser:
     p.add_argument("slug")
     add("whoami", cmd_whoami, "this device's identities")
     add("peers", cmd_peers, "who is online")
+    add("members", cmd_members, "every member of the mesh, online or not")
     p = add("send", cmd_send, "send a message (end-to-end encrypted)")
-    p.add_argument("to", help="display name, pubkey or unique pubkey prefix, @group, @all or *")
+    p.add_argument("to", help="member or session name, unique prefix of a member id or pubkey, @group, @all or *")
     p.add_argument("message", nargs="+")
     p.add_argument("--priority", choices=PRIORITIES, default="next")
     p = add("inbox", cmd_inbox, "messages received")
@@ -353,7 +371,7 @@ def build_parser() -> Parser:
     q.set_defaults(handler=cmd_apikey_revoke)
     q.add_argument("id", help="full id or unique prefix")
     p = add("message-status", cmd_message_status, "delivery status of a sent message", aliases=("msg-status",))
-    p.add_argument("id")
+    p.add_argument("id", help="the message id or a unique prefix of it (at least 6 characters, as `send` prints)")
     p = add("group", cmd_group, "join or leave a group (kept in the config)")
     p.add_argument("action", choices=("join", "leave"))
     p.add_argument("name")

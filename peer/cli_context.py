@@ -7,14 +7,24 @@ import argparse
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from peer.client import MeshClient, cli_session_id
 from peer.config import Config, ConfigError, ConfigStore, MeshEntry, default_display_name
 from peer.connection_terms import CLI_CHANNEL, ConnectionUnavailable, HelloOptions, RequestFailed, TerminalClose
 from peer.inbox import Inbox
-from peer.output import FAILURE, INTERNAL_ERROR, INVALID_ARGS, NETWORK_ERROR, PERMISSION_DENIED, CliError, Output
-from peer.session_slots import SessionSlot
+from peer.output import (
+    FAILURE,
+    INTERNAL_ERROR,
+    INVALID_ARGS,
+    NETWORK_ERROR,
+    NOT_FOUND,
+    PERMISSION_DENIED,
+    CliError,
+    Output,
+)
+from peer.session_slots import SessionSlot, slot_keypairs
 from peer.targets import TargetError
 
 CONNECT_TIMEOUT = 10.0
@@ -78,7 +88,8 @@ class Context:
             channel="claude-code" if long_lived else CLI_CHANNEL,
         )
         # Any connection may be handed queued messages, so every one stores them before acknowledging.
-        return MeshClient(mesh, options, inbox=inbox or self.shared_inbox(), session=slot.keypair if slot else None)
+        return MeshClient(mesh, options, inbox=inbox or self.shared_inbox(), session=slot.keypair if slot else None,
+                          spare_keys=partial(slot_keypairs, self.store.directory, mesh.slug))
 
     def shared_inbox(self) -> Inbox:
         if self._inbox is None:
@@ -113,7 +124,7 @@ def run_async(coro: Awaitable[Any]) -> Any:
         code = PERMISSION_DENIED if exc.code in ("forbidden", "unauthorized") else FAILURE
         raise CliError(f"broker refused: {exc}", code, code=exc.code) from exc
     except TargetError as exc:
-        code = INVALID_ARGS if exc.kind in ("ambiguous", "invalid") else FAILURE
+        code = INVALID_ARGS if exc.kind in ("ambiguous", "invalid") else NOT_FOUND
         raise CliError(str(exc), code, code=exc.kind) from exc
     except ValueError as exc:  # a message or envelope that cannot be built
         raise CliError(str(exc), FAILURE) from exc

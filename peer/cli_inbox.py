@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from datetime import datetime
 
 from peer.cli_context import CONNECT_TIMEOUT, Context, run_async, with_client
 from peer.client import MeshClient, now_iso
+from peer.describe import local_time, sender_label
 from peer.inbox import InboxMessage
 from peer.output import CliError, Output
 from peer.session_slots import claim_slot
@@ -45,18 +45,11 @@ def cmd_inbox(ctx: Context) -> int:
 
 
 def print_message(out: Output, message: InboxMessage) -> None:
-    sender = message.sender_name or (message.sender_pubkey[:8] or "unknown")
+    sender = sender_label(message)
     tag = {"direct": "→ direct", "group": "group", "broadcast": "broadcast (plaintext)"}.get(message.kind, message.kind)
-    out.line(f"{sender} [{tag}] [{message.priority}] {_local_time(message.created_at)}  ({message.mesh_slug})")
+    out.line(f"{sender} [{tag}] [{message.priority}] {local_time(message.created_at)}  ({message.mesh_slug})")
     out.line(message.plaintext if message.plaintext is not None else f"[undecryptable: {message.failure}]")
     out.line()
-
-
-def _local_time(iso: str) -> str:
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return iso
 
 
 def cmd_watch(ctx: Context) -> int:
@@ -72,7 +65,7 @@ def cmd_watch(ctx: Context) -> int:
             print(json.dumps(message.as_record(), ensure_ascii=False), flush=True)
         else:
             print_message(ctx.out, message)
-
+        inbox.mark_read([message], now_iso())  # shown here: check_messages and `inbox` do not show it again
     async def watch() -> None:
         slots = [claim_slot(ctx.store.directory, mesh.slug, mesh.member_id, role="watch") for mesh in meshes]
         clients = [ctx.client(mesh, config, inbox=inbox, long_lived=True, groups=True, slot=slot)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,12 +37,14 @@ def cli_session_id() -> str:
 
 class MeshClient:
     def __init__(self, mesh: MeshEntry, options: HelloOptions, inbox: Inbox | None = None,
-                 session: SigningKeypair | None = None):
+                 session: SigningKeypair | None = None, spare_keys: Callable[[], list[SigningKeypair]] | None = None):
         self.mesh = mesh
+        self.spare_keys = spare_keys  # this identity's other session keys, tried last (peer/session_slots.py)
         self.inbox = inbox
         self.connection = MeshConnection(mesh, options, on_push=self._on_push, session=session)
         self.listeners: list = []  # async callables(InboxMessage) run for each new inbound message
         self._peers_cache: tuple[float, list[dict[str, Any]]] = (0.0, [])
+        self._members_cache: tuple[float, list[dict[str, Any]]] = (0.0, [])
         # Names learnt from peer_joined/peer_returned events: a short-lived sender may be gone by the time
         # its message is read, so the live peer list alone cannot name it.
         self.known_names: dict[str, str] = {}
@@ -65,7 +68,11 @@ class MeshClient:
     def own_keys(self) -> list[tuple[str, str]]:
         """(pubkey, secret) pairs to decrypt with: session key first, then the member key (client.md §5.4)."""
         session = self.connection.session
-        return [(session.public_hex, session.secret_hex), (self.mesh.pubkey, self.mesh.secret_key)]
+        keys = [(session.public_hex, session.secret_hex), (self.mesh.pubkey, self.mesh.secret_key)]
+        for spare in self.spare_keys() if self.spare_keys else []:
+            if spare.public_hex != session.public_hex:
+                keys.append((spare.public_hex, spare.secret_hex))
+        return keys
 
     # --- reads --------------------------------------------------------------------------------------------
 
@@ -77,37 +84,59 @@ class MeshClient:
             return peers
         return [p for p in peers if p.get("pubkey") != self.connection.session.public_hex]
 
+    @property
+    def broker_has_extensions(self) -> bool:
+        """Our broker says `deliveryAck` in hello_ack; the reference's does not and knows no `list_members`."""
+        return bool(self.connection.hello_ack.get("deliveryAck"))
+
     async def members(self) -> list[dict[str, Any]]:
+        """Every member of the mesh, online or not (wire extension `list_members`)."""
         reply = await self.connection.request({"type": "list_members"}, "members_list")
-        return [m for m in reply.get("members") or [] if isinstance(m, dict)]
+        members = [m for m in reply.get("members") or [] if isinstance(m, dict)]
+        self._members_cache = (time.monotonic(), members)
+        return members
+
+    async def roster(self) -> list[dict[str, Any]]:
+        """The members when the broker can list them, else nothing (names then resolve against live sessions)."""
+        return await self.members() if self.broker_has_extensions else []
 
     async def message_status(self, message_id: str) -> dict[str, Any]:
         return await self.connection.request({"type": "message_status", "messageId": message_id}, "message_status_result")
 
-    async def sender_name(self, sender_pubkey: str) -> str:
-        """Display name for a sender key, from a per-mesh peer cache refreshed when older than 30 s."""
+    async def sender_name(self, sender_pubkey: str, member_id: str | None = None) -> str:
+        """The sender's member name (by member id, whatever session sent it), else a live session's name; from
+        caches refreshed when older than 30 s or missing the sender."""
+        if member_id and self.broker_has_extensions:
+            member = await self._cached(self._members_cache, self.members, lambda m: m.get("memberId") == member_id)
+            if member is not None and member.get("displayName"):
+                return str(member["displayName"])
         if sender_pubkey in self.known_names:
             return self.known_names[sender_pubkey]
-        stamp, peers = self._peers_cache
-        if time.monotonic() - stamp > PEER_CACHE_SECONDS or not any(_has_key(p, sender_pubkey) for p in peers):
-            try:
-                peers = await self.peers(include_self=True)
-            except Exception:
-                pass
-        for peer in peers:
-            if _has_key(peer, sender_pubkey) and peer.get("displayName"):
-                return str(peer["displayName"])
+        peer = await self._cached(self._peers_cache, lambda: self.peers(include_self=True), lambda p: _has_key(p, sender_pubkey))
+        if peer is not None and peer.get("displayName"):
+            return str(peer["displayName"])
         return f"peer-{sender_pubkey[:8]}"
+
+    async def _cached(self, cache, refresh, match) -> dict[str, Any] | None:
+        stamp, rows = cache
+        if time.monotonic() - stamp > PEER_CACHE_SECONDS or not any(match(row) for row in rows):
+            try:
+                rows = await refresh()
+            except Exception:  # naming is best effort: the message is stored whatever its label
+                pass
+        return next((row for row in rows if match(row)), None)
 
     # --- sending ------------------------------------------------------------------------------------------
 
     async def resolve(self, to: str) -> Target:
-        needs_peers = not (to.strip() == "*" or to.strip().startswith("@"))
-        peers = await self.peers(include_self=True) if needs_peers else []
-        return resolve_target(to, peers, own_session_pubkey=self.connection.session.public_hex)
+        needs_roster = not (to.strip() == "*" or to.strip().startswith("@"))
+        peers = await self.peers(include_self=True) if needs_roster else []
+        members = await self.roster() if needs_roster else []
+        return resolve_target(to, peers, members, own_session_pubkey=self.connection.session.public_hex)
 
     async def send_text(self, to: str, text: str, *, priority: str = "next") -> dict[str, Any]:
-        """Resolve `to`, encrypt end to end, send, return {messageId, target, targetSpec}."""
+        """Resolve `to`, encrypt end to end, send; returns {messageId, target, targetSpec, label} and, from our
+        broker, what happened per recipient (`reach`, `recipients`, `sessionEnded`, `queueFull`)."""
         if priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}")
         if not text:
@@ -120,9 +149,13 @@ class MeshClient:
             recipients = await self.multicast_recipients(target)
             envelope = seal_group(text, recipient_pubkeys=recipients, sender_secret_hex=sender_secret)
         else:
-            envelope = seal_direct(text, recipient_pubkey=target.spec, sender_secret_hex=sender_secret)
+            envelope = seal_direct(text, recipient_pubkey=target.seal_to or target.spec, sender_secret_hex=sender_secret)
         ack = await self.connection.send(target.spec, envelope, priority=priority)
-        return {"messageId": ack.get("messageId", ""), "target": to, "targetSpec": target.spec}
+        result = {"messageId": ack.get("messageId", ""), "target": to, "targetSpec": target.spec, "label": target.label}
+        for key in ("reach", "recipients", "sessionEnded", "queueFull"):
+            if key in ack:
+                result[key] = ack[key]
+        return result
 
     async def multicast_recipients(self, target: Target) -> list[str]:
         """Member keys to wrap the message key for: every member (offline too) for * and @all; for @group the
@@ -192,12 +225,14 @@ class MeshClient:
         plaintext = opened.plaintext
         if opened.kind == "system":
             plaintext = system_text(str(frame.get("event") or ""), event_data if isinstance(event_data, dict) else {})
+        member_id = frame.get("senderMemberId")
         return InboxMessage(
             mesh_id=str(frame.get("meshId") or self.mesh.mesh_id),
             mesh_slug=self.mesh.slug,
             message_id=str(frame.get("messageId") or f"local-{time.time_ns()}"),
             sender_pubkey=sender,
             sender_name=None,
+            sender_member_id=member_id if isinstance(member_id, str) and member_id else None,
             priority=str(frame.get("priority") or "next"),
             kind=opened.kind,
             plaintext=plaintext,
@@ -217,7 +252,7 @@ class MeshClient:
         if message.kind == "system" and isinstance(data, dict) and data.get("pubkey") and data.get("name"):
             self.known_names[str(data["pubkey"])] = str(data["name"])
         if message.kind != "system" and message.sender_pubkey:
-            message.sender_name = await self.sender_name(message.sender_pubkey)
+            message.sender_name = await self.sender_name(message.sender_pubkey, message.sender_member_id)
         is_new = True
         if self.inbox is not None and message.kind != "system":
             is_new = self.inbox.add(message)  # stored before the push is acknowledged to the broker

@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS message (
     message_id    TEXT NOT NULL,
     sender_pubkey TEXT NOT NULL,
     sender_name   TEXT,
+    sender_member_id TEXT,
     priority      TEXT NOT NULL,
     kind          TEXT NOT NULL,
     plaintext     TEXT,
@@ -57,6 +58,7 @@ class InboxMessage:
     subtype: str | None = None
     event: str | None = None
     event_data: str | None = None
+    sender_member_id: str | None = None  # the person who wrote it (broker's `senderMemberId`), whatever session
     read_at: str | None = None
     seq: int | None = None
 
@@ -68,6 +70,7 @@ class InboxMessage:
             "meshSlug": self.mesh_slug,
             "senderPubkey": self.sender_pubkey,
             "senderName": self.sender_name,
+            "senderMemberId": self.sender_member_id,
             "priority": self.priority,
             "nonce": self.nonce,
             "ciphertext": self.ciphertext,
@@ -91,6 +94,9 @@ class Inbox:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(message)")}
+        if "sender_member_id" not in columns:  # an inbox written by an earlier version
+            self._db.execute("ALTER TABLE message ADD COLUMN sender_member_id TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -101,7 +107,10 @@ class Inbox:
         columns = ", ".join(fields)
         marks = ", ".join("?" for _ in fields)
         cursor = self._db.execute(f"INSERT OR IGNORE INTO message ({columns}) VALUES ({marks})", tuple(fields.values()))
-        return cursor.rowcount == 1
+        if cursor.rowcount != 1:
+            return False
+        message.seq = cursor.lastrowid
+        return True
 
     def unread(self, mesh_slug: str | None = None) -> list[InboxMessage]:
         return self._select("read_at IS NULL", mesh_slug)
@@ -110,7 +119,11 @@ class Inbox:
         return self._select("1=1", mesh_slug)
 
     def mark_read(self, messages: list[InboxMessage], when: str) -> None:
-        self._db.executemany("UPDATE message SET read_at = ? WHERE seq = ?", [(when, m.seq) for m in messages])
+        """A message is read once, wherever it was shown: `check_messages`, a channel notification, `watch`, `inbox`."""
+        self._db.executemany("UPDATE message SET read_at = ? WHERE seq = ? AND read_at IS NULL",
+                             [(when, m.seq) for m in messages if m.seq is not None])
+        for message in messages:
+            message.read_at = message.read_at or when
 
     def _select(self, where: str, mesh_slug: str | None) -> list[InboxMessage]:
         sql = f"SELECT * FROM message WHERE {where}"

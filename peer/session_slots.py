@@ -63,6 +63,17 @@ def claim_slot(config_dir: Path, mesh_slug: str, member_id: str, role: str = "mc
                        lock=None)
 
 
+def slot_keypairs(config_dir: Path, mesh_slug: str) -> list[SigningKeypair]:
+    """Every stored session keypair of this mesh: a message sealed to an earlier session of this identity (a
+    reference sender seals to the session key) can still be opened by whichever session receives it."""
+    found = []
+    for path in sorted((config_dir / "sessions").glob(f"{mesh_slug}.*.json")):
+        keypair = _load(path)
+        if keypair is not None:
+            found.append(keypair)
+    return found
+
+
 def _load(path: Path) -> SigningKeypair | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -35,18 +35,23 @@ class E2EServer:
 
 
 @pytest.fixture(scope="session")
-def e2e_server(tmp_path_factory):
+def e2e_process(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e-server")
     port = free_port()
     env = server_env(tmp, port)
     migrate(env)
     process = ServerProcess(port=port, env=env, log_path=tmp / "server.log").start()
-    server = E2EServer(process=process, env=env, tmp=tmp)
     try:
-        server.invite = json.loads(server.shell(MINT_INVITE).strip().splitlines()[-1])
-        yield server
+        yield E2EServer(process=process, env=env, tmp=tmp)
     finally:
         process.stop()
+
+
+@pytest.fixture
+def e2e_server(e2e_process):
+    """The shared server, with a mesh of this test's own: names are per mesh, and every test has its `bob`."""
+    e2e_process.invite = json.loads(e2e_process.shell(MINT_INVITE).strip().splitlines()[-1])
+    return e2e_process
 
 
 @dataclass

@@ -93,20 +93,30 @@ def test_two_peers_exchange_direct_group_and_broadcast(e2e_server, make_peer):
 
 def test_inbox_marks_read_and_shows_undecryptable(e2e_server, make_peer):
     alice, bob = join_both(e2e_server, make_peer)
-    bob.watch()
-    alice.run("send", "bob", "first")
-    bob.wait_for_text("first")
-    unread = bob.json("inbox", "--local")
+    alice.run("send", "bob", "first")  # bob is offline: queued for him
+    unread = bob.json("inbox")
     assert [m["plaintext"] for m in unread] == ["first"]
+    assert unread[0]["senderName"] == "alice" and unread[0]["senderMemberId"]
     assert bob.json("inbox", "--local") == []
     assert [m["plaintext"] for m in bob.json("inbox", "--local", "--all")] == ["first"]
+
+
+def test_a_message_shown_by_watch_is_not_new_again(e2e_server, make_peer):
+    alice, bob = join_both(e2e_server, make_peer)
+    watch = bob.watch()
+    alice.run("send", "bob", "seen live")
+    line = json.loads(watch.stdout.readline())
+    assert line["plaintext"] == "seen live" and line["senderName"] == "alice"
+    bob.wait_for_text("seen live")
+    assert bob.json("inbox", "--local") == []
 
 
 def test_cli_verbs_against_the_broker(e2e_server, make_peer):
     alice, bob = join_both(e2e_server, make_peer)
     bob.watch()
     result = alice.run("send", "nobody-here", "hi", check=False)
-    assert result.returncode == 1 and "not found" in result.stderr
+    assert result.returncode == 5 and "no member or session called 'nobody-here'" in result.stderr
+    assert "bob (member " in result.stderr
     assert alice.json("summary", "testing things") == {"summary": "testing things"}
     assert alice.json("status", "set", "dnd") == {"status": "dnd"}
     me = alice.json("whoami")
@@ -154,7 +164,7 @@ def test_mcp_session_lists_calls_and_receives_channel_notifications(e2e_server, 
     invite = e2e_server.invite
     carol, dave = make_peer("carol"), make_peer("dave")
     carol.run("join", f"{e2e_server.http_url}/i/{invite['code']}", "--name", "carol")
-    dave.run("join", f"{e2e_server.http_url}/i/{invite['code']}", "--name", "dave")
+    dave_member_id = dave.json("join", f"{e2e_server.http_url}/i/{invite['code']}", "--name", "dave")["memberId"]
     dave.watch()
 
     async def scenario():
@@ -173,8 +183,8 @@ def test_mcp_session_lists_calls_and_receives_channel_notifications(e2e_server, 
             assert init.capabilities.experimental == {"claude/channel": {}}
             assert "untrusted" in (init.instructions or "")
             tools = {tool.name for tool in (await session.list_tools()).tools}
-            assert tools == {"list_peers", "send_message", "check_messages", "set_summary", "set_status",
-                             "message_status", "whoami"}
+            assert tools == {"list_peers", "list_members", "send_message", "check_messages", "set_summary",
+                             "set_status", "message_status", "whoami"}
 
             async def call(name, args=None):
                 result = await session.call_tool(name, args or {})
@@ -191,13 +201,15 @@ def test_mcp_session_lists_calls_and_receives_channel_notifications(e2e_server, 
             assert "dave" in text and not error
             assert not (await call("set_summary", {"summary": "reviewing"}))[1]
             assert not (await call("set_status", {"status": "working"}))[1]
+            text, error = await call("list_members")
+            assert "dave  member  online" in text and "carol  member  online" in text and "(you)" in text
             text, error = await call("send_message", {"to": "dave", "message": "hi dave from mcp"})
-            assert text.startswith("✓ dave → ") and not error
-            message_id = text.split("→ ")[1].strip()
-            text, error = await call("message_status", {"id": message_id})
-            assert message_id[:12] in text and not error
+            assert text.startswith("✓ dave: delivered to a live session · id ") and not error, text
+            message_id = text.split("full id ")[1].rstrip(")")
+            text, error = await call("message_status", {"id": message_id[:8]})  # the short id it printed
+            assert message_id[:12] in text and "dave (member " in text and not error
             text, error = await call("send_message", {"to": "nobody", "message": "x"})
-            assert error and "not found" in text
+            assert error and "no member or session called" in text and "dave (member" in text
             assert (await call("check_messages"))[0] == "No new messages."
 
             dave.run("send", "carol", "hello carol via channel", "--priority", "now")
@@ -207,6 +219,7 @@ def test_mcp_session_lists_calls_and_receives_channel_notifications(e2e_server, 
                     break
             assert note.content == "[URGENT] dave: hello carol via channel"
             assert note.meta["from_name"] == "dave" and note.meta["priority"] == "now"
+            assert note.meta["from_member_id"] == dave_member_id
             assert note.meta["mesh_slug"] == invite["slug"]
             text, error = await call("check_messages")
             assert "hello carol via channel" in text and "1 new message" in text
@@ -222,6 +235,24 @@ def test_mcp_session_lists_calls_and_receives_channel_notifications(e2e_server, 
             result = await session.call_tool("check_messages", {})
             assert "read me after a restart" in result.content[0].text
             assert "hello carol via channel" not in result.content[0].text
+
+        # Under a Claude Code that shows channel pushes, a pushed message is read: check_messages does not repeat it.
+        shown = StdioServerParameters(command=sys.executable, args=["-m", "peer.cli", "mcp"],
+                                      env={**carol.env, "CLAUDEMESH_CHANNELS": "on"}, cwd=str(ROOT))
+        async with stdio_client(shown) as (read, write), ClientSession(read, write,
+                                                                        notification_bindings=[binding]) as session:
+            await session.initialize()
+            await session.list_tools()
+            for _ in range(50):
+                if "open" in (await session.call_tool("whoami", {})).content[0].text:
+                    break
+                await asyncio.sleep(0.2)
+            dave.run("send", "carol", "pushed and shown")
+            while (note := await asyncio.wait_for(received.get(), 20)).meta.get("kind") == "system":
+                pass
+            assert "pushed and shown" in note.content
+            result = await session.call_tool("check_messages", {})
+            assert result.content[0].text == "No new messages."
 
     asyncio.run(scenario())
     dave.wait_for_text("hi dave from mcp")
@@ -308,7 +339,7 @@ def test_removed_member_gets_a_clear_error_fast(e2e_server, make_peer):
     e2e_server.shell(
         "from django.contrib.auth import get_user_model\n"
         "from meshes import selectors, services\n"
-        "owner = get_user_model().objects.get(email='owner@e2e.test')\n"
+        f"owner = get_user_model().objects.get(email='{e2e_server.invite['ownerEmail']}')\n"
         f"actor = selectors.actor_for_user(mesh_id='{joined['meshId']}', user=owner)\n"
         f"services.member_remove(actor=actor, member_id='{joined['memberId']}')\n"
     )
@@ -323,6 +354,7 @@ def test_original_client_frames_interoperate(e2e_server, make_peer):
     import time as _time
 
     import nacl.bindings as sodium
+    import nacl.exceptions
     import nacl.signing
     import nacl.utils
     from websockets.sync.client import connect
@@ -374,9 +406,15 @@ def test_original_client_frames_interoperate(e2e_server, make_peer):
             push = receive(ws, "push")
             if push.get("subtype") != "system" and push["senderPubkey"] != "system":
                 break
-        opened = sodium.crypto_box_open(base64.b64decode(push["ciphertext"]), base64.b64decode(push["nonce"]),
-                                        sodium.crypto_sign_ed25519_pk_to_curve25519(bytes.fromhex(push["senderPubkey"])),
-                                        sodium.crypto_sign_ed25519_sk_to_curve25519(session_sk64))
+        sender_x = sodium.crypto_sign_ed25519_pk_to_curve25519(bytes.fromhex(push["senderPubkey"]))
+        opened = None
+        for secret in (session_sk64, member_sk64):  # the reference tries its session secret, then its member secret
+            try:
+                opened = sodium.crypto_box_open(base64.b64decode(push["ciphertext"]), base64.b64decode(push["nonce"]),
+                                                sender_x, sodium.crypto_sign_ed25519_sk_to_curve25519(secret))
+                break
+            except nacl.exceptions.CryptoError:
+                continue
         assert opened == b"dm to the original client"
 
     dm = hana.wait_for_text("dm from the original client")

@@ -19,22 +19,56 @@ PEERS = [
 ]
 
 
-def test_name_is_case_insensitive_and_skips_self():
-    assert resolve_target("bob", PEERS, own_session_pubkey=ME).spec == B
+MEMBERS = [
+    {"memberId": "M1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "pubkey": "1" * 64, "displayName": "Alice", "online": True},
+    {"memberId": "M2bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "pubkey": "2" * 64, "displayName": "alice", "online": True},
+    {"memberId": "M3cccccccccccccccccccccccccccccc", "pubkey": "3" * 64, "displayName": "Bob", "online": True},
+    {"memberId": "Z9dddddddddddddddddddddddddddddd", "pubkey": "5" * 64, "displayName": "dave", "online": False},
+]
+
+
+def test_session_name_is_case_insensitive_skips_self_and_seals_to_the_member_key():
+    target = resolve_target("bob", PEERS, own_session_pubkey=ME)
+    assert (target.spec, target.seal_to) == (B, "3" * 64)
 
 
 def test_duplicate_names_are_an_error_listing_candidates():
     with pytest.raises(TargetError) as info:
         resolve_target("ALICE", PEERS, own_session_pubkey=ME)
     assert info.value.kind == "ambiguous" and A[:12] in str(info.value) and A2[:12] in str(info.value)
+    with pytest.raises(TargetError) as info:
+        resolve_target("alice", PEERS, MEMBERS, own_session_pubkey=ME)
+    assert info.value.kind == "ambiguous" and "member M1aaaaaa" in str(info.value) and "member M2bbbbbb" in str(info.value)
+
+
+def test_an_offline_member_is_addressed_by_name_member_id_prefix_or_pubkey_prefix():
+    for to in ("dave", "DAVE", "Z9dddd", "Z9dddddddd", "5555"):
+        target = resolve_target(to, PEERS, MEMBERS)
+        assert (target.spec, target.seal_to, target.multicast) == ("5" * 64, "5" * 64, False), to
+
+
+def test_a_member_name_goes_to_the_member_not_one_of_its_sessions():
+    assert resolve_target("bob", PEERS, MEMBERS, own_session_pubkey=ME).spec == "3" * 64
+
+
+def test_several_sessions_of_one_member_address_the_member():
+    sessions = [{"pubkey": "e" * 64, "memberPubkey": "3" * 64, "displayName": "laptop"},
+                {"pubkey": "f" * 64, "memberPubkey": "3" * 64, "displayName": "laptop"}]
+    assert resolve_target("laptop", sessions, MEMBERS).spec == "3" * 64
+    one_shot = [sessions[0], {**sessions[1], "channel": "claudemesh-cli"}]
+    assert resolve_target("laptop", one_shot, MEMBERS).spec == "e" * 64  # the long-lived one
 
 
 def test_pubkey_prefix_unique_and_ambiguous():
     assert resolve_target("bbbb", PEERS).spec == B
-    assert resolve_target("3333", PEERS).spec == B  # member key prefix routes to the live session key
+    assert resolve_target("3333", PEERS).spec == B  # a member key prefix with no roster: its live session
+    assert resolve_target("3333", PEERS, MEMBERS).spec == "3" * 64
     with pytest.raises(TargetError) as info:
         resolve_target("aaaa", PEERS)
     assert info.value.kind == "ambiguous"
+    with pytest.raises(TargetError) as info:
+        resolve_target("M1zzzz", PEERS, MEMBERS)
+    assert info.value.kind == "not_found"
 
 
 def test_full_pubkey_passes_through_lowercased():
@@ -52,8 +86,10 @@ def test_multicast_targets(to, spec, group):
                                           ("", "invalid"), ("eeee", "not_found")])
 def test_bad_targets(to, kind):
     with pytest.raises(TargetError) as info:
-        resolve_target(to, PEERS)
+        resolve_target(to, PEERS, MEMBERS)
     assert info.value.kind == kind
+    if kind == "not_found":
+        assert "dave (member Z9dddddd, offline)" in str(info.value)
 
 
 def message(message_id: str) -> InboxMessage:

@@ -138,15 +138,16 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 # A mesh with two invites, made inside a server's own database (`manage.py shell -c`): prints them as JSON.
 MINT_INVITE = """
-import json
+import json, uuid
 from django.contrib.auth import get_user_model
 from meshes import selectors, services
 User = get_user_model()
-owner = User.objects.create_user(username="owner@e2e.test", email="owner@e2e.test", password="e2e-password-123456")
+email = f"owner-{uuid.uuid4().hex[:10]}@e2e.test"  # a new mesh, owner and invites each time
+owner = User.objects.create_user(username=email, email=email, password="e2e-password-123456")
 mesh = services.mesh_create(owner=owner, name="E2E Mesh")
 actor = selectors.actor_for_user(mesh_id=mesh.id, user=owner)
 invite = services.invite_create(actor=actor, max_uses=50)
 admin = services.invite_create(actor=actor, role="admin", max_uses=50)
 print(json.dumps({"token": invite.token, "code": invite.code, "slug": mesh.slug, "meshId": mesh.id,
-                  "adminToken": admin.token, "adminCode": admin.code}))
+                  "adminToken": admin.token, "adminCode": admin.code, "ownerEmail": email}))
 """
