@@ -27,6 +27,10 @@ class MeshNameForm(forms.Form):
     )
 
 
+class MemberNameForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=200)
+
+
 class MeshCreateForm(MeshNameForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

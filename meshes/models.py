@@ -135,6 +135,8 @@ class Invite(models.Model):
     version = models.PositiveSmallIntegerField(default=2)
     capability_v2 = models.TextField(blank=True, default="", editable=False)
     claimed_by_pubkey = models.CharField(max_length=64, blank=True, default="")
+    # A personal CLI link: joining with it binds the CLI's key to this (dashboard) member instead of adding one.
+    for_member = models.ForeignKey(Member, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
 
     class Meta:
         constraints = [

@@ -74,7 +74,9 @@ def members_for_mesh(*, mesh: Mesh) -> QuerySet[Member]:
 
 def invites_for_manager(*, actor: Actor) -> QuerySet[Invite]:
     actor.require_manager()
-    return Invite.objects.filter(mesh=actor.mesh).select_related("created_by").order_by("-created_at")
+    return (  # personal CLI links are their member's own business, not invites to hand out
+        Invite.objects.filter(mesh=actor.mesh, for_member=None).select_related("created_by").order_by("-created_at")
+    )
 
 
 def api_keys_for_manager(*, actor: Actor) -> QuerySet[ApiKey]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
 from peer.client import MeshClient, cli_session_id
-from peer.config import Config, ConfigError, ConfigStore, MeshEntry, default_display_name
+from peer.config import Config, ConfigError, ConfigStore, MeshEntry, session_name
 from peer.connection_terms import CLI_CHANNEL, ConnectionUnavailable, HelloOptions, RequestFailed, TerminalClose
 from peer.inbox import Inbox
 from peer.output import (
@@ -79,9 +78,8 @@ class Context:
 
     def client(self, mesh: MeshEntry, config: Config, *, inbox: Inbox | None = None, long_lived: bool = False,
                groups: bool = False, slot: SessionSlot | None = None) -> MeshClient:
-        name = os.environ.get("CLAUDEMESH_DISPLAY_NAME", "").strip() or config.display_name or default_display_name()
         options = HelloOptions(
-            display_name=name,
+            display_name=session_name(config, mesh),
             session_id=slot.session_id if slot else cli_session_id(),
             groups=config_groups(config) if groups else [],
             # One-shot verbs announce a CLI channel so name lookups prefer the long-lived session.

@@ -185,6 +185,9 @@ class MeshClient:
             frame["role"] = role
         await self.connection.fire(frame)
 
+    async def rename_member(self, name: str) -> dict[str, Any]:
+        return await self.connection.request({"type": "member_rename", "name": name}, "member_renamed")
+
     # --- admin --------------------------------------------------------------------------------------------
 
     async def invite_create(self, *, role: str | None, max_uses: int | None, expires_in_days: int | None) -> dict:

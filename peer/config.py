@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,6 @@ from urllib.parse import urlsplit, urlunsplit
 from protocol.crypto import CryptoError, SigningKeypair
 from protocol.encoding import HEX64, HEX128
 
-DEFAULT_BROKER_URL = "wss://ic.claudemesh.com/ws"
 CONFIG_FILE = "config.json"
 TOP_LEVEL_KEYS = ("displayName", "role", "groups", "messageMode", "accountId")
 
@@ -39,8 +39,14 @@ def config_dir() -> Path:
     return Path(override).expanduser() if override else Path.home() / ".claudemesh"
 
 
-def default_broker_url() -> str:
-    return os.environ.get("CLAUDEMESH_BROKER_URL", "").strip() or DEFAULT_BROKER_URL
+def default_broker_url(config: Config | None = None) -> str | None:
+    """Your server, for bare invite codes: `CLAUDEMESH_BROKER_URL`, else the one broker the meshes you joined use.
+    Never a third-party host: with neither, there is none."""
+    explicit = os.environ.get("CLAUDEMESH_BROKER_URL", "").strip()
+    if explicit:
+        return explicit
+    brokers = {mesh.broker_url for mesh in config.meshes} if config is not None else set()
+    return brokers.pop() if len(brokers) == 1 else None
 
 
 def debug_enabled() -> bool:
@@ -59,8 +65,27 @@ def http_origin(ws_url: str) -> str:
     return urlunsplit((scheme, parts.netloc, path, "", ""))
 
 
-def default_display_name() -> str:
-    return os.environ.get("CLAUDEMESH_DISPLAY_NAME", "").strip() or f"{socket.gethostname()}-{os.getpid()}"
+def derived_member_name() -> str:
+    """A lasting name when none was given: git's user.name, else `$USER@host` (never a process id)."""
+    try:
+        git_name = subprocess.run(["git", "config", "--get", "user.name"], capture_output=True, text=True,
+                                  timeout=3).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        git_name = ""
+    if git_name:
+        return git_name[:100]
+    user = os.environ.get("USER") or os.environ.get("LOGNAME") or os.environ.get("USERNAME") or "me"
+    return f"{user}@{socket.gethostname().split('.')[0]}"[:100]
+
+
+def session_name(config: Config, mesh: MeshEntry | None = None) -> str:
+    """What this session calls itself in `peers` (hello displayName): `CLAUDEMESH_SESSION_NAME` (or the reference's
+    `CLAUDEMESH_DISPLAY_NAME`), else the member's lasting name in that mesh. The member name is separate."""
+    for variable in ("CLAUDEMESH_SESSION_NAME", "CLAUDEMESH_DISPLAY_NAME"):
+        value = os.environ.get(variable, "").strip()
+        if value:
+            return value
+    return (mesh.member_name if mesh else None) or config.display_name or derived_member_name()
 
 
 # --- file helpers -----------------------------------------------------------------------------------------
@@ -118,6 +143,7 @@ class MeshEntry:
     joined_at: str
     root_key: str | None = None
     invite_version: int | None = None
+    member_name: str | None = None  # the member's lasting name in this mesh (set at join, changed by `rename`)
     extra: dict[str, Any] = field(default_factory=dict)
 
     KEYS = {
@@ -131,6 +157,7 @@ class MeshEntry:
         "joinedAt": "joined_at",
         "rootKey": "root_key",
         "inviteVersion": "invite_version",
+        "memberName": "member_name",
     }
 
     @classmethod
@@ -179,6 +206,9 @@ class Config:
 
     def find(self, slug: str) -> MeshEntry | None:
         return next((mesh for mesh in self.meshes if mesh.slug == slug), None)
+
+    def find_by_id(self, mesh_id: str) -> MeshEntry | None:
+        return next((mesh for mesh in self.meshes if mesh.mesh_id == mesh_id), None)
 
     def upsert(self, entry: MeshEntry) -> None:
         """Replace an entry with the same slug or mesh id (client.md §3.4, §3.5)."""

@@ -8,7 +8,7 @@ import sys
 
 from peer.claude_setup import ClaudePaths, SetupError, hooks_registered, is_registered
 from peer.client import MeshClient, cli_session_id
-from peer.config import ConfigError, default_display_name
+from peer.config import Config, ConfigError, session_name
 from peer.connection_terms import CLI_CHANNEL, ConnectionUnavailable, HelloOptions
 
 HELLO_TIMEOUT = 8.0
@@ -66,7 +66,7 @@ def run_doctor(ctx, paths: ClaudePaths) -> int:
 
 
 async def _hello(mesh, inbox) -> tuple[bool, str]:
-    options = HelloOptions(display_name=default_display_name(), session_id=cli_session_id(), channel=CLI_CHANNEL)
+    options = HelloOptions(display_name=session_name(Config(), mesh), session_id=cli_session_id(), channel=CLI_CHANNEL)
     client = MeshClient(mesh, options, inbox=inbox)  # queued messages handed to this probe are kept
     client.start()
     loop = asyncio.get_running_loop()

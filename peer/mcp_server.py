@@ -21,7 +21,7 @@ from mcp.shared.message import SessionMessage
 
 from peer.claude_channels import channels_shown
 from peer.client import MeshClient, now_iso
-from peer.config import Config, ConfigError, ConfigStore, MeshEntry
+from peer.config import Config, ConfigError, ConfigStore, MeshEntry, session_name
 from peer.connection_terms import ConnectionUnavailable, HelloOptions, RequestFailed
 from peer.describe import (
     describe_member,
@@ -107,7 +107,7 @@ TOOLS = [
 
 
 def instructions(config: Config, meshes: list[MeshEntry]) -> str:
-    name = os.environ.get("CLAUDEMESH_DISPLAY_NAME", "").strip() or config.display_name or "unnamed"
+    name = ", ".join(sorted({session_name(config, mesh) for mesh in meshes})) or "unnamed"
     role = config.settings.get("role") or os.environ.get("CLAUDEMESH_ROLE") or ""
     groups = ", ".join(f"@{g.get('name')}" for g in config.settings.get("groups") or [] if isinstance(g, dict)) or "none"
     mesh_list = ", ".join(m.slug for m in meshes) or "none (run `claudemesh join <invite link>`)"
@@ -144,15 +144,14 @@ class MeshMcp:
         self.clients: dict[str, MeshClient] = {}
         self.slots: list[SessionSlot] = []
         explicit_session_id = os.environ.get("CLAUDEMESH_SESSION_ID", "").strip()
-        display_name = os.environ.get("CLAUDEMESH_DISPLAY_NAME", "").strip() or config.display_name
         groups = [g for g in config.settings.get("groups") or [] if isinstance(g, dict) and g.get("name")]
         for mesh in meshes:
             # A stable session key and id per slot: a restarted server still receives direct messages that
             # were addressed to it before the restart (peer/session_slots.py).
             slot = claim_slot(store.directory, mesh.slug, mesh.member_id)
             self.slots.append(slot)
-            options = HelloOptions(display_name=display_name, session_id=explicit_session_id or slot.session_id,
-                                   groups=groups)
+            options = HelloOptions(display_name=session_name(config, mesh),
+                                   session_id=explicit_session_id or slot.session_id, groups=groups)
             client = MeshClient(mesh, options, inbox=inbox, session=slot.keypair,
                                 spare_keys=partial(slot_keypairs, store.directory, mesh.slug))
             client.listeners.append(self.on_message)  # attached before connecting: nothing arrives unseen

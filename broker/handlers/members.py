@@ -1,4 +1,4 @@
-"""Wire extensions `list_members` and `invite_create` (docs/wire-extensions.md)."""
+"""Wire extensions `list_members`, `invite_create` and `member_rename` (docs/wire-extensions.md)."""
 
 from __future__ import annotations
 
@@ -32,3 +32,15 @@ def _invite_create(actor: Actor, frame: dict[str, Any]) -> dict[str, Any]:
 @handler("invite_create")
 async def handle_invite_create(conn, frame) -> None:
     await run_for_member(conn, frame, _invite_create)
+
+
+def _member_rename(actor: Actor, frame: dict[str, Any]) -> dict[str, Any]:
+    member_id = frame.get("memberId") or actor.member_id
+    member = mesh_services.member_rename(actor=actor, member_id=member_id, name=frame.get("name"))
+    return {"type": "member_renamed", "memberId": member.id, "displayName": member.display_name}
+
+
+@handler("member_rename")
+async def handle_member_rename(conn, frame) -> None:
+    """Additive: a member's lasting name (its own, or anyone's for owners and admins)."""
+    await run_for_member(conn, frame, _member_rename)

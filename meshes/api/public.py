@@ -39,6 +39,7 @@ def _join(request: HttpRequest) -> JsonResponse:
             invite_payload=body.get("invite_payload"),
             peer_pubkey=body.get("peer_pubkey"),
             display_name=body.get("display_name"),
+            replaces=body.get("replaces"),
         )
     except ServiceError as exc:
         # The argument checks answer with their sentence, every later check with its code; all are 400s
@@ -50,6 +51,10 @@ def _join(request: HttpRequest) -> JsonResponse:
     answer = {"ok": True, "memberId": result.member.id}
     if result.already_member:
         answer["alreadyMember"] = True
+    if result.linked:  # additive (docs/wire-extensions.md): the key now belongs to a dashboard account's member
+        answer.update({"linked": True, "displayName": result.member.display_name, "role": result.member.role})
+        if result.retired is not None:
+            answer["retiredMemberId"] = result.retired.id
     return JsonResponse(answer)
 
 

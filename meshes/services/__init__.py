@@ -10,11 +10,19 @@ from meshes.services.invites import (
     invite_accept_for_user,
     invite_claim_v2,
     invite_create,
+    invite_create_cli_link,
     invite_join_v1,
     invite_revoke,
     invite_token_for_code,
 )
-from meshes.services.meshes import member_remove, member_set_role, mesh_archive, mesh_create, mesh_rename
+from meshes.services.meshes import (
+    member_remove,
+    member_rename,
+    member_set_role,
+    mesh_archive,
+    mesh_create,
+    mesh_rename,
+)
 
 __all__ = [
     "api_key_authenticate",
@@ -23,10 +31,12 @@ __all__ = [
     "invite_accept_for_user",
     "invite_claim_v2",
     "invite_create",
+    "invite_create_cli_link",
     "invite_join_v1",
     "invite_revoke",
     "invite_token_for_code",
     "member_remove",
+    "member_rename",
     "member_set_role",
     "mesh_archive",
     "mesh_create",

@@ -16,11 +16,13 @@ from django.utils import timezone
 from meshes.actors import Actor
 from meshes.audit import audit_append
 from meshes.errors import Conflict, Gone, NotFound, ServiceError
+from meshes.events import MeshEvent, MeshEventKind, publish_after_commit
 from meshes.models import Invite, Member, Mesh, Role, token_digest
 from meshes.services.checks import audit, check_int, printable, require_live_mesh, user_display_name
 from protocol import invites as wire_invites
 from protocol.crypto import CryptoError, seal
 from protocol.encoding import HEX64, EncodingError, b64url_decode, b64url_encode
+from protocol.identity_link import replace_valid
 from protocol.ids import is_id_fragment, new_code, new_id
 
 _INVITE_MINT_ATTEMPTS = 60
@@ -60,6 +62,33 @@ def invite_create(
     if expires_in_days is None:
         expires_in_days = settings.INVITE_DEFAULT_DAYS
     days = check_int(expires_in_days, field="expiry (days)", low=1, high=settings.INVITE_MAX_DAYS)
+    invite = _mint(actor, role=role, uses=uses, days=days, preset=preset)
+    audit(
+        actor,
+        "invite_created",
+        {"inviteId": invite.id, "role": role, "maxUses": uses, "expiresAt": int(invite.expires_at.timestamp())},
+    )
+    return invite
+
+
+CLI_LINK_DAYS = 1
+
+
+@transaction.atomic
+def invite_create_cli_link(*, actor: Actor) -> Invite:
+    """A personal, single-use link for the signed-in member's own CLI: `claudemesh join <link>` binds the CLI's key
+    to this member (its name, its role) instead of adding a second member for the same person."""
+    require_live_mesh(actor.mesh)
+    member = actor.member
+    if member is None or member.user_id is None:
+        raise ServiceError("invalid_args", "only a signed-in member can link a CLI to their account")
+    invite = _mint(actor, role=member.wire_role, uses=1, days=CLI_LINK_DAYS, preset=None, for_member=member)
+    audit(actor, "cli_link_created", {"inviteId": invite.id, "memberId": member.id})
+    return invite
+
+
+def _mint(actor: Actor, *, role: str, uses: int, days: int, preset: dict[str, Any] | None,
+          for_member: Member | None = None) -> Invite:
     mesh = actor.mesh
     newest_expiry = int((timezone.now() + timedelta(days=days)).timestamp())
     owner_secret = mesh.owner_secret_hex()
@@ -92,17 +121,13 @@ def invite_create(
                     created_by=actor.user(),
                     created_by_member=actor.member,
                     capability_v2=wire_invites.v2_capability(canonical_v2, owner_secret),
+                    for_member=for_member,
                 )
             break
         except IntegrityError:
             continue
     if invite is None:
         raise ServiceError("code_collision", "could not allocate an invite, try again", status=503)
-    audit(
-        actor,
-        "invite_created",
-        {"inviteId": invite.id, "role": role, "maxUses": uses, "expiresAt": int(invite.expires_at.timestamp())},
-    )
     return invite
 
 
@@ -155,6 +180,8 @@ def _join_member(*, invite: Invite, pubkey: str | None, display_name: str, user=
 class JoinResult:
     member: Member
     already_member: bool
+    linked: bool = False  # bound to a dashboard account's member by a personal CLI link
+    retired: Member | None = None  # the earlier identity that link replaced
 
 
 def _js_truthy(value: Any) -> bool:
@@ -163,8 +190,12 @@ def _js_truthy(value: Any) -> bool:
     return value is not None and value is not False and value != "" and value != 0
 
 
-def invite_join_v1(*, invite_token: Any, invite_payload: Any, peer_pubkey: Any, display_name: Any) -> JoinResult:
-    """`POST /join` (protocol.md §6.3): checks in the reference's order, errors with its codes."""
+def invite_join_v1(
+    *, invite_token: Any, invite_payload: Any, peer_pubkey: Any, display_name: Any, replaces: Any = None
+) -> JoinResult:
+    """`POST /join` (protocol.md §6.3): checks in the reference's order, errors with its codes. With a personal CLI
+    link the key is bound to the link's member; `replaces` (signed by an earlier identity of the same person in
+    this mesh, protocol/identity_link.py) retires that identity."""
     if not all(_js_truthy(v) for v in (invite_token, invite_payload, peer_pubkey, display_name)):
         raise ServiceError("invalid_args", "invite_token, invite_payload, peer_pubkey, display_name required")
     if not isinstance(peer_pubkey, str) or not HEX64.fullmatch(peer_pubkey):
@@ -180,16 +211,18 @@ def invite_join_v1(*, invite_token: Any, invite_payload: Any, peer_pubkey: Any, 
         raise ServiceError("invite_bad_signature", "invite signature invalid")
     peer_pubkey = peer_pubkey.lower()
     display = printable(display_name).strip()[:100] or f"peer-{peer_pubkey[:8]}"
+    if replaces is not None and not isinstance(replaces, dict):
+        raise ServiceError("invalid_args", "replaces must be an object {memberId, timestamp, signature}")
     for _attempt in range(2):  # a concurrent join of the same key loses the insert race once, then finds it
         try:
-            return _join_v1_once(invite_token, invite_payload, peer_pubkey, display)
+            return _join_v1_once(invite_token, invite_payload, peer_pubkey, display, replaces)
         except IntegrityError:
             continue
     raise ServiceError("member_insert_failed", "could not add the member, try again", status=500)
 
 
 @transaction.atomic
-def _join_v1_once(token: str, payload: dict, peer_pubkey: str, display_name: str) -> JoinResult:
+def _join_v1_once(token: str, payload: dict, peer_pubkey: str, display_name: str, replaces: dict | None) -> JoinResult:
     # Lookups of text that cannot be stored (NUL) are misses, not database errors.
     mesh_id = payload["mesh_id"]
     mesh = None if "\x00" in mesh_id else Mesh.objects.filter(pk=mesh_id, archived_at=None).first()
@@ -208,12 +241,59 @@ def _join_v1_once(token: str, payload: dict, peer_pubkey: str, display_name: str
         raise ServiceError("invite_revoked", "invite revoked")
     if invite.expires_at <= timezone.now():
         raise ServiceError("invite_expired", "invite expired")
+    if invite.for_member_id:
+        return _link_cli(invite, peer_pubkey, replaces)
     existing = Member.objects.filter(mesh=mesh, pubkey=peer_pubkey, revoked_at=None).first()
     if existing:
         return JoinResult(existing, True)
     if not _consume_invite_use(invite):
         raise ServiceError("invite_exhausted", "invite has no uses left")
     return JoinResult(_join_member(invite=invite, pubkey=peer_pubkey, display_name=display_name), False)
+
+
+def _link_cli(invite: Invite, peer_pubkey: str, replaces: dict | None) -> JoinResult:
+    if invite.used_count >= invite.max_uses:
+        raise ServiceError("invite_exhausted", "invite has no uses left")
+    member = Member.objects.select_for_update().filter(pk=invite.for_member_id, revoked_at=None).first()
+    if member is None:
+        raise ServiceError("invite_revoked", "invite revoked")
+    if member.pubkey == peer_pubkey:
+        return JoinResult(member, True, linked=True)
+    if member.pubkey:
+        raise ServiceError("already_linked", "this account already has a CLI key in this mesh")
+    retired = _retired_identity(invite.mesh_id, peer_pubkey, replaces, keep=member) if replaces else None
+    if Member.objects.filter(mesh_id=invite.mesh_id, pubkey=peer_pubkey, revoked_at=None).exists():
+        raise ServiceError("already_member", "that key is already another member of this mesh")
+    if not _consume_invite_use(invite):
+        raise ServiceError("invite_exhausted", "invite has no uses left")
+    member.pubkey = peer_pubkey
+    member.save(update_fields=["pubkey"])
+    audit_append(
+        mesh_id=invite.mesh_id,
+        event_type="cli_linked",
+        actor_member_id=member.id,
+        actor_display_name=member.display_name,
+        payload={"inviteId": invite.id, "memberId": member.id, "pubkey": peer_pubkey,
+                 **({"retiredMemberId": retired.id} if retired else {})},
+    )
+    return JoinResult(member, False, linked=True, retired=retired)
+
+
+def _retired_identity(mesh_id: str, new_pubkey: str, replaces: dict, *, keep: Member) -> Member:
+    """The earlier member the joining CLI proves it is (by its key's signature); revoked here, in this transaction."""
+    old_id = replaces.get("memberId")
+    old = None
+    if is_id_fragment(old_id) and old_id != keep.id:
+        old = Member.objects.select_for_update().filter(mesh_id=mesh_id, pk=old_id, revoked_at=None).first()
+    if old is None or not old.pubkey or not replace_valid(
+        mesh_id=mesh_id, old_member_id=old.id, old_pubkey=old.pubkey, new_pubkey=new_pubkey,
+        timestamp=replaces.get("timestamp"), signature=replaces.get("signature"),
+    ):
+        raise ServiceError("bad_replaces", "replaces: not signed by a live member of this mesh within 5 minutes")
+    old.revoked_at = timezone.now()
+    old.save(update_fields=["revoked_at"])
+    publish_after_commit(MeshEvent(MeshEventKind.MEMBER_REVOKED, mesh_id, {"memberId": old.id}))
+    return old
 
 
 def _live_invite_by_code(code: Any, *, lock: bool) -> Invite:
@@ -264,6 +344,8 @@ def invite_claim_v2(
     if display_name is not None and not isinstance(display_name, str):
         raise ServiceError("malformed", "display_name must be text")
     invite = _live_invite_by_code(code, lock=True)
+    if invite.for_member_id:
+        raise ServiceError("personal_link", "a personal CLI link joins with `claudemesh join`, not a v2 claim")
     mesh = invite.mesh
     canonical = wire_invites.v2_canonical(
         mesh_id=mesh.id,
@@ -306,6 +388,8 @@ def invite_claim_v2(
 def invite_accept_for_user(*, code: str, user) -> Member:
     """A signed-in person opens a short link and joins the mesh's dashboard with the invite's role."""
     invite = _live_invite_by_code(code, lock=True)
+    if invite.for_member_id:
+        raise ServiceError("personal_link", "this link connects one member's CLI; run the command shown on this page")
     existing = (
         Member.objects.filter(mesh=invite.mesh, user=user, revoked_at=None).order_by("joined_at").first()
     )

@@ -107,3 +107,23 @@ def member_remove(*, actor: Actor, member_id: str) -> Member:
     audit(actor, "member_removed", {"memberId": member.id, "pubkey": member.pubkey})
     publish_after_commit(MeshEvent(MeshEventKind.MEMBER_REVOKED, actor.mesh.id, {"memberId": member.id}))
     return member
+
+
+MEMBER_NAME_MAX = 100
+
+
+@transaction.atomic
+def member_rename(*, actor: Actor, member_id: str, name: str) -> Member:
+    """A member's lasting name: what peers address and see, whatever its sessions call themselves. A member renames
+    itself; owners and admins rename anyone."""
+    require_live_mesh(actor.mesh)
+    cleaned = clean_name(name, field="name", min_length=1, max_length=MEMBER_NAME_MAX)
+    if not actor.is_manager and (actor.member_id is None or actor.member_id != member_id):
+        raise Forbidden("forbidden", "only the mesh owner, an admin or the member itself can rename a member")
+    member = _member_in_mesh(actor, member_id)
+    if member.display_name != cleaned:
+        old_name = member.display_name
+        member.display_name = cleaned
+        member.save(update_fields=["display_name"])
+        audit(actor, "member_renamed", {"memberId": member.id, "from": old_name, "to": cleaned})
+    return member

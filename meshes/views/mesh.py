@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 
 from meshes import selectors, services
 from meshes.errors import ServiceError
-from meshes.forms import ArchiveConfirmForm, MemberRoleForm, MeshNameForm
+from meshes.forms import ArchiveConfirmForm, MemberNameForm, MemberRoleForm, MeshNameForm
 from meshes.views.common import attach_error, error_status, mesh_context, mesh_view
 from meshes.views.live import live_context
 
@@ -41,6 +41,32 @@ def member_role(request: HttpRequest, actor, member_id: str) -> HttpResponse:
         return _mesh_page(request, actor, member_errors={member_id: error.message}, status=error_status(error))
     messages.success(request, f"{member.display_name} is now {member.get_role_display().lower()}.")
     return redirect("dashboard:mesh", mesh_id=actor.mesh.id)
+
+
+@mesh_view
+@require_POST
+def member_rename(request: HttpRequest, actor, member_id: str) -> HttpResponse:
+    form = MemberNameForm(request.POST)
+    if not form.is_valid():
+        return _mesh_page(request, actor, member_errors={member_id: "give a name of 1–100 characters"}, status=400)
+    try:
+        member = services.member_rename(actor=actor, member_id=member_id, name=form.cleaned_data["name"])
+    except ServiceError as error:
+        return _mesh_page(request, actor, member_errors={member_id: error.message}, status=error_status(error))
+    messages.success(request, f"Renamed to “{member.display_name}”; peers address them by this name.")
+    return redirect("dashboard:mesh", mesh_id=actor.mesh.id)
+
+
+@mesh_view
+@require_POST
+def cli_link_create(request: HttpRequest, actor) -> HttpResponse:
+    try:
+        invite = services.invite_create_cli_link(actor=actor)
+    except ServiceError as error:
+        messages.error(request, error.message)
+        return _mesh_page(request, actor, status=error_status(error))
+    context = {**mesh_context(actor, tab="members"), "invite": invite, "links": selectors.invite_links(invite=invite)}
+    return render(request, "dashboard/cli_link.html", context)
 
 
 @mesh_view

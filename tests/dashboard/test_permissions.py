@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from meshes.models import ApiKey, Invite, Member, Mesh, Role
+from meshes.selectors import actor_for_user, invites_for_manager
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +39,7 @@ def _request(world, action):
         ),
         "remove member": ("post", reverse("dashboard:member_remove", args=[mesh_id, world.target.id]), {}),
         "rename": ("post", reverse("dashboard:mesh_rename", args=[mesh_id]), {"name": "Renamed Mesh"}),
+        "rename member": ("post", reverse("dashboard:member_rename", args=[mesh_id, world.target.id]), {"name": "Zed"}),
         "archive": ("post", reverse("dashboard:mesh_archive", args=[mesh_id]), {"confirm_name": world.mesh.name}),
     }[action]
 
@@ -54,6 +56,7 @@ def _done(world, action) -> bool:
         "change role": Member.objects.get(pk=world.target.pk).role == Role.ADMIN,
         "remove member": Member.objects.get(pk=world.target.pk).revoked_at is not None,
         "rename": mesh.name == "Renamed Mesh",
+        "rename member": Member.objects.get(pk=world.target.pk).display_name == "Zed",
         "archive": mesh.archived_at is not None,
     }[action]
 
@@ -77,8 +80,28 @@ ACTIONS = (
     "change role",
     "remove member",
     "rename",
+    "rename member",
     "archive",
 )
+
+
+@pytest.mark.parametrize("standing", ("admin", "member"))
+def test_a_member_renames_itself_and_links_its_own_cli(client, world, standing):
+    """Given any member signed in, they may rename themselves (a lasting name peers address) and get a personal
+    CLI link; the link is theirs alone and is not listed among the mesh's invites."""
+    user = world.users[standing]
+    me = Member.objects.get(mesh=world.mesh, user=user, revoked_at=None)
+    client.force_login(user)
+    response = client.post(reverse("dashboard:member_rename", args=[world.mesh.id, me.id]), {"name": "New Me"})
+    assert response.status_code == 302
+    assert Member.objects.get(pk=me.pk).display_name == "New Me"
+    page = client.post(reverse("dashboard:cli_link", args=[world.mesh.id]))
+    assert page.status_code == 200
+    link = Invite.objects.get(for_member=me)
+    assert f"/i/{link.code}" in page.content.decode()
+    assert link.max_uses == 1
+    owner_actor = actor_for_user(mesh_id=world.mesh.id, user=world.users["owner"])
+    assert link not in list(invites_for_manager(actor=owner_actor))
 
 
 @pytest.mark.parametrize("standing", (*STANDINGS, "anonymous"))

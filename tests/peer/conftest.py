@@ -124,8 +124,11 @@ def make_peer(tmp_path):
         home = tmp_path / name / "home"
         home.mkdir(parents=True)
         env = {**os.environ, "HOME": str(home), "CLAUDEMESH_CONFIG_DIR": str(tmp_path / name / "claudemesh")}
-        for key in ("CLAUDEMESH_DISPLAY_NAME", "CLAUDEMESH_SESSION_ID", "CLAUDEMESH_INVITE_V2", "CLAUDEMESH_BROKER_URL"):
+        for key in ("CLAUDEMESH_DISPLAY_NAME", "CLAUDEMESH_SESSION_NAME", "CLAUDEMESH_SESSION_ID", "CLAUDEMESH_INVITE_V2",
+                    "CLAUDEMESH_BROKER_URL", "CLAUDEMESH_API_URL", "CLAUDEMESH_CHANNELS"):
             env.pop(key, None)
+        env["GIT_CONFIG_GLOBAL"] = str(home / ".gitconfig")  # this peer's own git identity (none unless written)
+        env["GIT_CONFIG_NOSYSTEM"] = "1"
         peer = Peer(name=name, config_dir=tmp_path / name / "claudemesh", env=env)
         peers.append(peer)
         return peer

@@ -46,9 +46,9 @@ def test_hand_made_v1_link_parses_and_verifies():
 
 def test_expired_invite_is_rejected_before_enrolling():
     token, _ = hand_made_token(expires_at=int(time.time()) - 10)
-    with pytest.raises(EnrollError, match="invite expired") as info:
+    with pytest.raises(EnrollError, match="this invite has expired") as info:
         join_v1(token, display_name="x")
-    assert info.value.kind == "invalid"
+    assert info.value.kind == "rejected" and "ask whoever sent it" in info.value.hint
 
 
 def test_tampered_invite_is_rejected_before_enrolling():
