@@ -50,6 +50,7 @@ class Connection:
         self._close_socket = close_socket
         self._hooks = hooks
         self.ip = ip
+        self.origin: str | None = None  # http(s)://host the client dialled: what invites minted here announce
         self.closed = False
         self.presence_id = ""
         self.mesh_id = ""

@@ -11,6 +11,8 @@ import logging
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 
 from broker import conf, metrics, wire
 from broker.handlers.registry import dispatch
@@ -47,7 +49,7 @@ class BrokerConsumer(AsyncWebsocketConsumer):
         await worker.ensure_started()
         client = self.scope.get("client") or ("unknown", 0)
         ip = str(client[0])
-        self.conn = worker.connection(send=self.base_send, close_socket=self.close, ip=ip)
+        self.conn = worker.connection(send=self.base_send, close_socket=self.close, ip=ip, origin=self._origin())
         if not worker.registry.admit_ip(ip):
             self.conn.closed = True  # never admitted: nothing to release when it goes
             metrics.connections_rejected.labels("ip_capacity").inc()
@@ -58,6 +60,13 @@ class BrokerConsumer(AsyncWebsocketConsumer):
         metrics.connections_total.inc()
         await self.accept()
         self._hello_timer = asyncio.get_running_loop().call_later(conf.hello_timeout_seconds(), self._hello_timeout)
+
+    def _origin(self) -> str | None:
+        host = dict(self.scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+        if not host or not validate_host(split_domain_port(host)[0], settings.ALLOWED_HOSTS):
+            return None
+        scheme = "https" if self.scope.get("scheme") == "wss" else "http"
+        return f"{scheme}://{host}"
 
     def _hello_timeout(self) -> None:
         if not self.conn.authenticated and not self.conn.closed:

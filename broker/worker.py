@@ -94,8 +94,9 @@ class Worker:
             self._tasks.append(asyncio.ensure_future(Sweeper.every(conf.sweep_seconds(), self.sweeper.sweep)))
             self._started = True
 
-    def connection(self, *, send, close_socket, ip: str) -> Connection:
+    def connection(self, *, send, close_socket, ip: str, origin: str | None = None) -> Connection:
         conn = Connection(send=send, close_socket=close_socket, ip=ip, hooks=self.hooks)
+        conn.origin = origin
         self.sockets.add(conn)
         return conn
 

@@ -50,9 +50,11 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver"
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 # Public URLs announced to peers: the web app (invite short links) and the broker WebSocket (signed into
-# invites). Defaults fit `manage.py runserver`/daphne on port 8000.
-APP_URL = os.environ.get("APP_URL", "http://localhost:8000").rstrip("/")
-BROKER_WS_URL = os.environ.get("BROKER_WS_URL", "ws://localhost:8000/ws")
+# invites). Set, they win; unset, they follow the request or what `manage.py serve` bound (meshes/site.py).
+APP_URL_EXPLICIT = bool(os.environ.get("APP_URL", "").strip())
+APP_URL = (os.environ.get("APP_URL") or os.environ.get("CLAUDEMESH_SERVE_URL") or "http://localhost:8000").rstrip("/")
+BROKER_WS_URL_EXPLICIT = bool(os.environ.get("BROKER_WS_URL", "").strip())
+BROKER_WS_URL = os.environ.get("BROKER_WS_URL") or APP_URL.replace("http", "ws", 1) + "/ws"
 
 # Encrypts each mesh's owner signing key and root key at rest. Defaults to a key derived from SECRET_KEY;
 # set it explicitly in production so rotating SECRET_KEY does not orphan mesh keys.
@@ -80,6 +82,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "meshes.site.SiteOriginMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 
+from meshes import site
 from meshes.actors import Actor
 from meshes.errors import Forbidden, NotFound
 from meshes.models import ApiKey, AuditEvent, Invite, Member, Mesh, Role, token_digest
@@ -95,8 +96,8 @@ def invite_links(*, invite: Invite) -> dict[str, str]:
     """The three shapes a person can share: ic:// (v1), the web join URL (v1) and the short link (v2/code)."""
     return {
         "ic": f"ic://join/{invite.token}",
-        "joinUrl": f"{settings.APP_URL}/join/{invite.token}",
-        "shortUrl": f"{settings.APP_URL}/i/{invite.code}",
+        "joinUrl": f"{site.app_url()}/join/{invite.token}",
+        "shortUrl": f"{site.app_url()}/i/{invite.code}",
     }
 
 

@@ -10,6 +10,7 @@ from broker import selectors, wire
 from broker.handlers.registry import handler, run_for_member
 from meshes import selectors as mesh_selectors
 from meshes import services as mesh_services
+from meshes import site
 from meshes.actors import Actor
 from meshes.models import Role
 
@@ -31,7 +32,11 @@ def _invite_create(actor: Actor, frame: dict[str, Any]) -> dict[str, Any]:
 
 @handler("invite_create")
 async def handle_invite_create(conn, frame) -> None:
-    await run_for_member(conn, frame, _invite_create)
+    token = site.remember_origin(conn.origin)  # the invite announces the address this peer reached us by
+    try:
+        await run_for_member(conn, frame, _invite_create)
+    finally:
+        site.forget_origin(token)
 
 
 def _member_rename(actor: Actor, frame: dict[str, Any]) -> dict[str, Any]:

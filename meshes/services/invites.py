@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from meshes import site
 from meshes.actors import Actor
 from meshes.audit import audit_append
 from meshes.errors import Conflict, Gone, NotFound, ServiceError
@@ -33,7 +34,7 @@ def _signed_v1_payload(mesh: Mesh, *, role: str, expires_unix: int, owner_secret
         wire_invites.InvitePayloadV1(
             mesh_id=mesh.id,
             mesh_slug=mesh.slug,
-            broker_url=settings.BROKER_WS_URL,
+            broker_url=site.broker_ws_url(),
             expires_at=expires_unix,
             mesh_root_key=mesh.root_key_b64url(),
             role=role,
@@ -380,7 +381,7 @@ def invite_claim_v2(
         "canonical_v2": canonical,
         # Additive (docs/wire-extensions.md): lets the claimant name the mesh and find its broker.
         "mesh_slug": mesh.slug,
-        "broker_url": settings.BROKER_WS_URL,
+        "broker_url": site.broker_ws_url(),
     }
 
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from meshes import selectors, services
+from meshes import selectors, services, site
 from meshes.errors import ServiceError
 from meshes.forms import InviteCreateForm
 from meshes.views.common import attach_error, error_status, mesh_context, mesh_view
@@ -26,6 +26,7 @@ def _invites_page(request: HttpRequest, actor, *, form=None, status: int = 200) 
         **mesh_context(actor, tab="invites"),
         "form": form or InviteCreateForm(),
         "invites": invites,
+        "local_only": site.only_this_machine(),
     }
     return render(request, "dashboard/invites.html", context, status=status)
 
@@ -60,11 +61,13 @@ def invite_detail(request: HttpRequest, actor, invite_id: str) -> HttpResponse:
     invite = selectors.invites_for_manager(actor=actor).filter(pk=invite_id).first()
     if invite is None:
         raise Http404("invite not found")
+    links = selectors.invite_links(invite=invite)
     context = {
         **mesh_context(actor, tab="invites"),
         "invite": invite,
         "state": invite.state(),
-        "links": selectors.invite_links(invite=invite),
+        "links": links,
+        "local_only": site.is_loopback(invite.token_broker_url) or site.is_loopback(links["shortUrl"]),
     }
     return render(request, "dashboard/invite_detail.html", context)
 

@@ -6,6 +6,8 @@ closes every socket with 1001 `shutting down` and ends its presence before uvico
 
 from __future__ import annotations
 
+import socket
+
 import uvicorn
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -20,6 +22,33 @@ class BrokerServer(uvicorn.Server):
             server.close()
         await shutdown_current_worker()
         await super().shutdown(sockets=sockets)
+
+
+def announce_bound_address(host: str, port: int) -> None:
+    """Unless APP_URL / BROKER_WS_URL are set, invites announce the address this server was started on: a host
+    bound to every interface is announced by this machine's network address (meshes/site.py)."""
+    if settings.APP_URL_EXPLICIT:
+        return
+    name = host
+    if host in ("0.0.0.0", "::", ""):
+        name = network_address()
+        settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, name, socket.gethostname(), socket.getfqdn()]
+    elif host not in settings.ALLOWED_HOSTS and "*" not in settings.ALLOWED_HOSTS:
+        settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, host]
+    url = f"http://{f'[{name}]' if ':' in name else name}:{port}"
+    settings.APP_URL = url
+    if not settings.BROKER_WS_URL_EXPLICIT:
+        settings.BROKER_WS_URL = url.replace("http", "ws", 1) + "/ws"
+
+
+def network_address() -> str:
+    """The address other machines reach this one by (the interface of the default route; nothing is sent)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed, only selects the outgoing interface
+            return probe.getsockname()[0]
+    except OSError:
+        return socket.gethostname()
 
 
 class Command(BaseCommand):
@@ -37,6 +66,7 @@ class Command(BaseCommand):
         parser.add_argument("--log-level", default="warning")
 
     def handle(self, *args, **options) -> None:
+        announce_bound_address(options["host"], options["port"])
         config = uvicorn.Config(
             "claudemesh.asgi:application",
             host=options["host"],
