@@ -27,8 +27,8 @@ async def test_ack_says_held_when_the_recipients_status_holds_it(make_member, co
     alice, bob = await db(make_member)("alice"), await db(make_member)("bob")
     a, b = await connect(alice), await connect(bob)
     await b.send({"type": "set_status", "status": "dnd"})
-    await a.send({"type": "list_peers"})
-    await a.expect("peers_list")
+    await b.send({"type": "list_peers"})  # one socket's frames are handled in order: dnd is stored by this reply
+    await b.expect("peers_list")
     held = await sent(a, bob.pubkey, "later", priority="next")
     assert held["reach"] == {"live": 0, "held": 1, "queued": 0}
     urgent = await sent(a, bob.pubkey, "now", priority="now")

@@ -34,11 +34,11 @@ def test_sign_up_to_revoked_key(client, settings):
     assert response.url == reverse("dashboard:invite", args=[mesh.id, invite.id])
     page = client.get(response.url).content.decode()
     assert f"/i/{invite.code}" in page
-    assert f"claudemesh join http://localhost:8000/i/{invite.code}" in page
+    assert f"claudemesh join http://testserver/i/{invite.code}" in page
     assert f"ic://join/{invite.token}" in page
     assert "<svg" in page  # the QR code, rendered server-side
     invites_page = client.get(reverse("dashboard:invites", args=[mesh.id])).content.decode()
-    assert f'data-copy-text="http://localhost:8000/i/{invite.code}"' in invites_page
+    assert f'data-copy-text="http://testserver/i/{invite.code}"' in invites_page
 
     response = client.post(
         reverse("dashboard:api_key_create", args=[mesh.id]),

@@ -6,7 +6,6 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from meshes import selectors
 from meshes.models import Invite, Member, Mesh
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +24,7 @@ def test_short_link_page_for_a_visitor(client, invite):
     # The inviter is named by display name (the e-mail's local part by default), never by e-mail address.
     assert ">owner<" in page or " owner" in page
     assert "owner@example.test" not in page
-    assert f"claudemesh join http://localhost:8000/i/{invite.code}" in page
+    assert f"claudemesh join http://testserver/i/{invite.code}" in page
     assert "2 of 2" in page
     assert "Sign in" in page and "Join this mesh" not in page
     assert invite.token not in page  # the root-key-bearing token stays off the public page
@@ -34,7 +33,7 @@ def test_short_link_page_for_a_visitor(client, invite):
 def test_join_page_shows_the_cli_command(client, invite):
     page = client.get(f"/join/{invite.token}").content.decode()
     assert "Test Mesh" in page
-    assert f"claudemesh join {selectors.invite_links(invite=invite)['joinUrl']}" in page
+    assert f"claudemesh join http://testserver/join/{invite.token}" in page  # the address this page was opened at
 
 
 def test_unknown_links_are_404(client):
@@ -72,3 +71,16 @@ def test_dead_invites_explain_themselves(client, invite, make_user):
 def test_accept_when_signed_out_goes_to_sign_in(client, invite):
     response = client.post(reverse("dashboard:invite_accept", args=[invite.code]))
     assert response.status_code == 302 and response.url.startswith(reverse("account_login"))
+
+
+def test_landing_page_says_how_to_install_the_cli_from_this_server(client, invite):
+    page = client.get(f"/i/{invite.code}").content.decode()
+    assert "pipx install http://testserver/cli/claudemesh-" in page and "-py3-none-any.whl" in page
+
+
+def test_a_personal_cli_link_says_whose_it_is_and_offers_no_dashboard_join(client, owner_actor):
+    from meshes import services
+
+    link = services.invite_create_cli_link(actor=owner_actor)
+    page = client.get(f"/i/{link.code}").content.decode()
+    assert "personal link" in page and "Join this mesh" not in page and "Sign in</a> or" not in page

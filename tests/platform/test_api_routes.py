@@ -54,8 +54,8 @@ def test_invite_create_returns_links_code_and_expiry(api, admin_secret, mesh, se
     assert (invite.mesh_id, invite.role, invite.max_uses) == (mesh.id, "admin", 3)
     assert body["code"] == invite.code and body["token"] == invite.token
     assert body["ic"] == f"ic://join/{invite.token}"
-    assert body["joinUrl"] == f"{settings.APP_URL}/join/{invite.token}"
-    assert body["shortUrl"] == f"{settings.APP_URL}/i/{invite.code}"
+    assert body["joinUrl"] == f"http://testserver/join/{invite.token}"  # the address the API was called at
+    assert body["shortUrl"] == f"http://testserver/i/{invite.code}"
     assert body["expiresAt"].endswith(".000Z") and body["state"] == "active"
     assert AuditEvent.objects.get(event_type="invite_created").payload["via"] == "api"
 
