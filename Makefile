@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev migrate lint
+.PHONY: run test install install-dev migrate lint docs-refresh
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,9 @@ test: install-dev
 
 lint: install-dev
 	$(BIN)/ruff check .
+
+# Copy what the last acceptance run measured and photographed (var/test-results/) into docs/, on purpose:
+# `make test` itself never touches tracked files.
+docs-refresh:
+	cp var/test-results/reliability-results.json docs/reliability-results.json
+	cp var/test-results/screenshots/*.png docs/screenshots/

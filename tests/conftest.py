@@ -59,3 +59,40 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped in CI, where every service is available: {call.excinfo.value}"
         return report
     return None
+
+
+# --- the test run leaves the tree clean ---------------------------------------------------------------------
+# Tests write their outputs (reliability figures, screenshots) under var/test-results/; `make docs-refresh`
+# copies them into docs/ on purpose. A run that rewrites those tracked copies fails.
+TRACKED_OUTPUTS = ("docs/reliability-results.json", "docs/screenshots")
+
+
+def _tracked_output_digests() -> dict[str, str]:
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    digests = {}
+    for name in TRACKED_OUTPUTS:
+        path = root / name
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if file.is_file():
+                digests[str(file.relative_to(root))] = hashlib.sha256(file.read_bytes()).hexdigest()
+    return digests
+
+
+def pytest_sessionstart(session):
+    session.config._tracked_outputs = _tracked_output_digests()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller checks once
+        return
+    before = getattr(session.config, "_tracked_outputs", None)
+    if before is None:
+        return
+    after = _tracked_output_digests()
+    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    if changed:
+        print(f"\nthe test run rewrote tracked files: {', '.join(changed)} (tests write to var/test-results/)")
+        session.exitstatus = 1
