@@ -20,6 +20,7 @@ from peer.hook import run_hook
 from peer.output import (
     FAILURE,
     INTERNAL_ERROR,
+    INTERRUPTED_BY_SIGINT,
     INVALID_ARGS,
     NETWORK_ERROR,
     NOT_FOUND,
@@ -436,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         out.error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
-        return FAILURE
+        return INTERRUPTED_BY_SIGINT
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0)
     except Exception as exc:  # a bug: say so plainly instead of a traceback

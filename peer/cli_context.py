@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -84,6 +86,7 @@ class Context:
             groups=config_groups(config) if groups else [],
             # One-shot verbs announce a CLI channel so name lookups prefer the long-lived session.
             channel="claude-code" if long_lived else CLI_CHANNEL,
+            fail_fast=not long_lived,
         )
         # Any connection may be handed queued messages, so every one stores them before acknowledging.
         return MeshClient(mesh, options, inbox=inbox or self.shared_inbox(), session=slot.keypair if slot else None,
@@ -111,9 +114,53 @@ async def with_client(ctx: Context, mesh: MeshEntry, config: Config, action: Cal
         await client.close()
 
 
-def run_async(coro: Awaitable[Any]) -> Any:
+DEFAULT_DEADLINE_SECONDS = 30.0
+
+
+def command_deadline() -> float:
+    """Every one-shot command gives up after this long (`CLAUDEMESH_TIMEOUT`, seconds; docs/peer.md)."""
     try:
-        return asyncio.run(coro)
+        value = float(os.environ.get("CLAUDEMESH_TIMEOUT", "") or DEFAULT_DEADLINE_SECONDS)
+    except ValueError:
+        return DEFAULT_DEADLINE_SECONDS
+    return value if value > 0 else DEFAULT_DEADLINE_SECONDS
+
+
+class Interrupted(Exception):
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+async def _bounded(coro: Awaitable[Any], deadline: float | None) -> Any:
+    """`coro` until it ends, the deadline passes, or SIGTERM/SIGINT arrives; whichever comes first ends it."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    received: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, lambda s=signum: (received.append(s), task.cancel()))
+    try:
+        return await (asyncio.wait_for(coro, deadline) if deadline is not None else coro)
+    except asyncio.CancelledError:
+        if received:
+            raise Interrupted(received[0]) from None
+        raise
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+def run_async(coro: Awaitable[Any], *, forever: bool = False) -> Any:
+    """Run one command's coroutine: bounded by the command deadline (unless `forever`, as `watch`), ended by a
+    signal, its failures turned into CLI errors with their exit codes."""
+    deadline = None if forever else command_deadline()
+    try:
+        return asyncio.run(_bounded(coro, deadline))
+    except Interrupted as exc:
+        raise CliError(f"interrupted ({exc})", 128 + exc.signum) from None
+    except TimeoutError as exc:
+        raise CliError(f"gave up after {deadline:g}s (CLAUDEMESH_TIMEOUT)", NETWORK_ERROR,
+                       hint="the broker is slow or unreachable; `claudemesh doctor`") from exc
     except TerminalClose as exc:
         raise CliError(str(exc), FAILURE) from exc
     except ConnectionUnavailable as exc:

@@ -10,7 +10,7 @@ from peer.cli_context import CONNECT_TIMEOUT, Context, run_async, with_client
 from peer.client import MeshClient, now_iso
 from peer.describe import local_time, sender_label
 from peer.inbox import InboxMessage
-from peer.output import CliError, Output
+from peer.output import INTERRUPTED_BY_SIGINT, INTERRUPTED_BY_SIGTERM, CliError, Output
 from peer.session_slots import claim_slot
 
 
@@ -91,9 +91,10 @@ def cmd_watch(ctx: Context) -> int:
                 slot.release()
 
     try:
-        run_async(watch())
-    except KeyboardInterrupt:
-        pass
-    finally:
+        run_async(watch(), forever=True)
+    except CliError as exc:
+        if exc.exit_code not in (INTERRUPTED_BY_SIGINT, INTERRUPTED_BY_SIGTERM):
+            raise
+    finally:  # Ctrl-C or SIGTERM is how a watch ends: exit 0
         inbox.close()
     return 0

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import random
+import re
 import secrets
 import socket
 import sys
@@ -41,6 +43,9 @@ REQUEST_TIMEOUT = 5.0
 SEND_TIMEOUT = 10.0
 MAX_PENDING_SENDS = 100
 TERMINAL_CLOSE_CODES = {4001: "kicked from this mesh", 4002: "removed (banned) from this mesh"}
+# Hello refusals that go away by themselves: a hello signed in the same millisecond as another process of this
+# identity (`replayed`: sign again at once), or this member's connection cap while its other commands finish.
+RETRY_HELLO_SECONDS = {"replayed": 0.05, "member_capacity": 0.5, "capacity": 1.0}
 
 PushHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -82,6 +87,8 @@ class MeshConnection:
         self.delivery_ack = False
         self.last_error: str | None = None
         self.hello_rejected = False  # the broker refused our last hello: waiting longer will not help
+        self.unreachable = False  # fail_fast: the broker refused the TCP connection or its name does not resolve
+        self._rejected_code: str | None = None
         self.terminal: tuple[int, str] | None = None
         self._ws: ClientConnection | None = None
         self._open = asyncio.Event()
@@ -133,11 +140,14 @@ class MeshConnection:
             ) from None
         if self.terminal is not None:
             raise TerminalClose(self._terminal_text())
+        if self.unreachable:
+            raise ConnectionUnavailable(f"cannot reach the broker at {self.mesh.broker_url}: {self.last_error}")
         if not self.is_open:
             raise ConnectionUnavailable(f"broker at {self.mesh.broker_url} refused this identity ({self.last_error})")
 
     async def _wait_open_or_terminal(self) -> None:
-        while not self._open.is_set() and self.terminal is None and not self._closing and not self.hello_rejected:
+        while (not self._open.is_set() and self.terminal is None and not self._closing and not self.hello_rejected
+               and not self.unreachable):
             self._changed.clear()
             await self._changed.wait()
 
@@ -156,14 +166,22 @@ class MeshConnection:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # every failure is retried, the reason kept for callers
-                self.hello_rejected = isinstance(exc, _HelloRejected)
-                self.last_error = self.last_error if self.hello_rejected else _describe(exc)
+                rejected = isinstance(exc, _HelloRejected)
+                retry_after = RETRY_HELLO_SECONDS.get(self._rejected_code or "") if rejected else None
+                self.hello_rejected = rejected and retry_after is None
+                self.last_error = self.last_error if rejected else _describe(exc)
+                self.unreachable = self.options.fail_fast and _unreachable(exc)
                 _log(f"{self.mesh.slug}: connection failed: {self.last_error}")
+                if retry_after is not None:
+                    self._open.clear()
+                    self._ws = None
+                    await asyncio.sleep(random.uniform(retry_after / 2, retry_after))
+                    continue
             self._open.clear()
             self._ws = None
             self._fail_requests(ConnectionUnavailable(f"connection to broker lost ({self.last_error or 'closed'})"))
             self._notify_change()
-            if self._closing or self.terminal is not None:
+            if self._closing or self.terminal is not None or self.unreachable:
                 break
             self.state = "reconnecting"
             base = BACKOFF_SECONDS[min(self._attempt, len(BACKOFF_SECONDS) - 1)]
@@ -214,6 +232,7 @@ class MeshConnection:
             signedHooks=True,  # our hooks sign (peer/hook.py): unsigned ones must not touch this session
         )
         await ws.send(json.dumps(hello))
+        self._rejected_code = None
         early: list[dict[str, Any]] = []
         refused = False
         loop = asyncio.get_running_loop()
@@ -239,6 +258,7 @@ class MeshConnection:
                 return early
             if kind == "error":
                 code = str(frame.get("code") or "error")
+                self._rejected_code = code
                 self.last_error = f"hello rejected: {code}: {frame.get('message') or ''}".rstrip(": ")
                 refused = True
                 if code == "revoked":
@@ -429,6 +449,17 @@ def _parse(raw: str | bytes) -> dict[str, Any] | None:
     except (TypeError, ValueError):
         return None
     return frame if isinstance(frame, dict) else None
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Nothing listens there, or the name does not resolve: retrying within one command will not help."""
+    if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
+        return True
+    if not isinstance(exc, OSError):
+        return False
+    # Several addresses (localhost: ::1 and 127.0.0.1) fail as one OSError listing each errno.
+    codes = {int(code) for code in re.findall(r"\[Errno (\d+)\]", str(exc))} or {exc.errno or 0}
+    return codes <= {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH}
 
 
 def _describe(exc: BaseException) -> str:

@@ -34,3 +34,6 @@ class HelloOptions:
     want_delivery_ack: bool = True
     groups: list[dict[str, str]] = field(default_factory=list)
     channel: str = "claude-code"  # one-shot CLI connections say CLI_CHANNEL so peers can tell them apart
+    # One-shot commands give up at the first refused or unresolvable connection instead of retrying: the
+    # person waiting gets the reason at once. Long-lived connections keep retrying.
+    fail_fast: bool = False

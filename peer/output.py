@@ -15,6 +15,8 @@ NOT_FOUND = 5
 ALREADY_EXISTS = 6
 PERMISSION_DENIED = 7
 INTERNAL_ERROR = 8
+INTERRUPTED_BY_SIGINT = 130  # 128 + the signal's number, as shells report it
+INTERRUPTED_BY_SIGTERM = 143
 
 
 class CliError(Exception):
