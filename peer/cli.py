@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from protocol.vocabulary import PRIORITIES, STATUSES
 
 
 def claude_paths() -> ClaudePaths:
-    return ClaudePaths(home=Path.home())
+    return ClaudePaths(home=Path.home(), claude_bin=shutil.which("claude"))
 
 
 def cmd_install(ctx: Context) -> int:
@@ -42,10 +43,12 @@ def cmd_install(ctx: Context) -> int:
     except (SetupError, OSError) as exc:
         raise CliError(f"install failed: {exc}", FAILURE) from exc
     if ctx.out.as_json:
-        ctx.out.json({"ok": True, "changes": report.changes, "backups": report.backups})
+        ctx.out.json({"ok": True, "changes": report.changes, "backups": report.backups, "warnings": report.warnings})
         return 0
     for change in report.changes:
         ctx.out.ok(change)
+    for warning in report.warnings:
+        ctx.out.warn(warning)
     ctx.out.line("RESTART CLAUDE CODE to load the claudemesh MCP server.")
     if not ctx.config().meshes:
         ctx.out.line("→ next: claudemesh join <invite link>")
@@ -416,7 +419,7 @@ def build_parser() -> Parser:
     p.add_argument("action", choices=("join", "leave"))
     p.add_argument("name")
     p.add_argument("--role")
-    p = add("hook", cmd_hook, "used by Claude Code hooks")
+    p = add("hook", cmd_hook, "used by Claude Code hooks (idle|working|dnd|inbox|wake)")
     p.add_argument("status", nargs="?", default="")
     add("doctor", cmd_doctor, "check config, keys, broker and Claude Code registration")
     add("mcp", cmd_mcp, "run the MCP server on stdio (started by Claude Code)")

@@ -88,3 +88,20 @@ def sender_label(message: InboxMessage) -> str:
     """Who wrote it: the member's name and id, whatever (possibly long gone) session sent it."""
     name = sender_name(message)
     return f"{name} (member {message.sender_member_id[:8]})" if message.sender_member_id else name
+
+
+def message_body(message: InboxMessage) -> str:
+    if message.plaintext is not None:
+        return message.plaintext
+    sender = f"{message.sender_pubkey[:12]}…" if message.sender_pubkey else "unknown sender"
+    return f"⚠ message from {sender} failed to decrypt ({message.failure or 'tampered or wrong keypair'})"
+
+
+def messages_text(messages: list[InboxMessage]) -> str:
+    """Messages as Claude reads them (check_messages, and the hooks that hand them to a session)."""
+    blocks = []
+    for message in messages:
+        tag = " [REMINDER]" if message.subtype == "reminder" else ""
+        blocks.append(f"[{message.mesh_slug}]{tag} from {sender_label(message)} ({message.sender_pubkey[:12]}…, "
+                      f"{message.kind}, {message.priority}, {message.created_at}):\n{message_body(message)}")
+    return f"{len(messages)} new message(s):\n\n" + "\n\n---\n\n".join(blocks)

@@ -1,7 +1,8 @@
-"""`claudemesh hook idle|working|dnd`, run by Claude Code's Stop / UserPromptSubmit hooks (client.md §2.3).
+"""`claudemesh hook idle|working|dnd|inbox|wake`, run by Claude Code's hooks (client.md §2.3, docs/peer.md).
 
-It must never disturb Claude Code: no output, exit 0 whatever happens, at most ~1 s per mesh. Each POST is
-signed with the mesh's member key (docs/wire-extensions.md), so nobody else can set this session's status.
+A status hook must never disturb Claude Code: no output, exit 0 whatever happens, at most ~1 s per mesh. Each POST
+is signed with the mesh's member key (docs/wire-extensions.md), so nobody else can set this session's status.
+`inbox` and `wake` hand mesh messages to the session (peer/hook_inbox.py).
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ import os
 import select
 import sys
 
-import httpx
-
 from peer.config import ConfigStore, http_origin
+from peer.hook_inbox import hook_inbox, hook_wake, prompt_arrived
 from protocol.hooks import hook_signed_fields
 from protocol.vocabulary import STATUSES
 
@@ -40,11 +40,30 @@ def read_payload() -> dict:
         return {}
 
 
-def run_hook(status: str, store: ConfigStore) -> int:
-    if status not in STATUSES:
+HOOK_ACTIONS = (*STATUSES, "inbox", "wake")
+
+
+def run_hook(action: str, store: ConfigStore) -> int:
+    if action not in HOOK_ACTIONS:
         return 0
+    payload = read_payload()
     try:
-        payload = read_payload()
+        if action == "inbox":
+            return hook_inbox(store, payload)
+        if action == "wake":
+            return hook_wake(store, payload)
+        if action == "working":
+            prompt_arrived(store, payload)
+    except Exception as exc:  # a hook never fails Claude Code
+        _debug(f"error: {exc!r}")
+        return 0
+    return post_status(action, store, payload)
+
+
+def post_status(status: str, store: ConfigStore, payload: dict) -> int:
+    import httpx  # here, not at the top: `hook inbox` runs on every tool call and needs no HTTP
+
+    try:
         cwd = payload.get("cwd") or os.environ.get("CLAUDE_PROJECT_DIR") or os.getcwd()
         body = {"cwd": cwd, "pid": os.getppid(), "status": status, "session_id": payload.get("session_id") or ""}
         # One signed POST per mesh: the broker applies it only to that member's own sessions.

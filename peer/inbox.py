@@ -118,6 +118,27 @@ class Inbox:
     def all(self, mesh_slug: str | None = None) -> list[InboxMessage]:
         return self._select("1=1", mesh_slug)
 
+    def claim_unread(self, when: str, *, priorities: tuple[str, ...] | None = None, limit: int = 20) -> list[InboxMessage]:
+        """Take unread messages and mark them read in one step: of several readers of this inbox (sessions, hooks)
+        exactly one shows each message."""
+        where = "read_at IS NULL AND kind != 'system'"
+        params: list = []
+        if priorities:
+            where += f" AND priority IN ({', '.join('?' for _ in priorities)})"
+            params += list(priorities)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = self._db.execute(f"SELECT * FROM message WHERE {where} ORDER BY seq LIMIT ?", (*params, limit)).fetchall()
+            messages = [InboxMessage(**dict(row)) for row in rows]
+            self._db.executemany("UPDATE message SET read_at = ? WHERE seq = ?", [(when, m.seq) for m in messages])
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        for message in messages:
+            message.read_at = when
+        return messages
+
     def mark_read(self, messages: list[InboxMessage], when: str) -> None:
         """A message is read once, wherever it was shown: `check_messages`, a channel notification, `watch`, `inbox`."""
         self._db.executemany("UPDATE message SET read_at = ? WHERE seq = ? AND read_at IS NULL",

@@ -27,8 +27,9 @@ from peer.describe import (
     describe_member,
     describe_message_status,
     describe_send,
+    message_body,
+    messages_text,
     nobody_reached,
-    sender_label,
     sender_name,
 )
 from peer.inbox import Inbox, InboxMessage
@@ -293,16 +294,10 @@ class MeshMcp:
                           "invalid")
 
     async def tool_check_messages(self, _args: dict[str, Any]) -> tuple[str, bool]:
-        messages = self.inbox.unread()
+        messages = self.inbox.claim_unread(now_iso(), limit=500)  # a hook or another session may be reading too
         if not messages:
             return "No new messages.", False
-        self.inbox.mark_read(messages, now_iso())
-        blocks = []
-        for message in messages:
-            tag = " [REMINDER]" if message.subtype == "reminder" else ""
-            blocks.append(f"[{message.mesh_slug}]{tag} from {sender_label(message)} ({message.sender_pubkey[:12]}…, "
-                          f"{message.kind}, {message.priority}, {message.created_at}):\n{message_body(message)}")
-        return f"{len(messages)} new message(s):\n\n" + "\n\n---\n\n".join(blocks), False
+        return messages_text(messages), False
 
     async def tool_set_summary(self, args: dict[str, Any]) -> tuple[str, bool]:
         summary = args.get("summary")
@@ -340,13 +335,6 @@ class MeshMcp:
                          f"(member {client.mesh.member_id}, pubkey {client.mesh.pubkey[:16]}…, "
                          f"session {client.connection.session.public_hex[:16]}…, {client.connection.state})")
         return "\n".join(lines), False
-
-
-def message_body(message: InboxMessage) -> str:
-    if message.plaintext is not None:
-        return message.plaintext
-    sender = f"{message.sender_pubkey[:12]}…" if message.sender_pubkey else "unknown sender"
-    return f"⚠ message from {sender} failed to decrypt ({message.failure or 'tampered or wrong keypair'})"
 
 
 def channel_payload(message: InboxMessage, mode: str) -> tuple[str, dict[str, str]]:

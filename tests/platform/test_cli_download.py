@@ -23,7 +23,7 @@ def test_the_wheel_holds_the_peer_and_its_script(tmp_path):
     assert not any(name.startswith(("broker/", "meshes/", "claudemesh/")) for name in names)
     info = project(ROOT)
     entry_points = zipfile.ZipFile(wheel).read(f"claudemesh-{info.version}.dist-info/entry_points.txt").decode()
-    assert "claudemesh = peer.cli:main" in entry_points
+    assert "claudemesh = peer.entry:main" in entry_points
     assert build_wheel(ROOT, tmp_path / "again").read_bytes() == wheel.read_bytes()  # the same tree, the same bytes
 
 
