@@ -86,10 +86,37 @@ def api_keys_for_manager(*, actor: Actor) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(mesh=actor.mesh).order_by("-created_at")
 
 
-def audit_page(*, actor: Actor, page_number) -> Page:
+def audit_events(*, actor: Actor, event_type: str | None = None, actor_member_id: str | None = None) -> QuerySet[AuditEvent]:
+    """The mesh's chain, newest first, optionally only one event type and/or one actor."""
     actor.require_manager()
-    events = AuditEvent.objects.filter(mesh=actor.mesh).order_by("-id")
+    events = AuditEvent.objects.filter(mesh=actor.mesh)
+    if event_type:
+        events = events.filter(event_type=event_type)
+    if actor_member_id:
+        events = events.filter(actor_member_id=actor_member_id)
+    return events.order_by("-id")
+
+
+def audit_page(*, actor: Actor, page_number, event_type: str | None = None, actor_member_id: str | None = None) -> Page:
+    events = audit_events(actor=actor, event_type=event_type, actor_member_id=actor_member_id)
     return Paginator(events, settings.AUDIT_PAGE_SIZE).get_page(page_number)
+
+
+def audit_positions(*, mesh: Mesh, up_to_id: int) -> dict[int, int]:
+    """Event id → its 1-based place in the chain ("broken at event N"), for the events up to `up_to_id`."""
+    ids = AuditEvent.objects.filter(mesh=mesh, id__lte=up_to_id).order_by("id").values_list("id", flat=True)
+    return {event_id: position for position, event_id in enumerate(ids, start=1)}
+
+
+def audit_facets(*, actor: Actor) -> tuple[list[str], list[tuple[str, str]]]:
+    """What the filters offer: the event types in the chain, and its actors (member id, latest name)."""
+    actor.require_manager()
+    events = AuditEvent.objects.filter(mesh=actor.mesh)
+    types = sorted(set(events.values_list("event_type", flat=True)))
+    actors: dict[str, str] = {}
+    for member_id, name in events.exclude(actor_member_id=None).order_by("id").values_list("actor_member_id", "actor_display_name"):
+        actors[member_id] = name or member_id[:8]
+    return types, sorted(actors.items(), key=lambda item: item[1].lower())
 
 
 def invite_links(*, invite: Invite) -> dict[str, str]:

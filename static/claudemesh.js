@@ -63,3 +63,20 @@
   }
   document.addEventListener("DOMContentLoaded", pollLive);
 })();
+
+// Audit times are stored and printed in UTC; show each in the reader's own time zone too (the UTC text stays as
+// the tooltip).
+(function () {
+  "use strict";
+  if (!window.Intl || !Intl.DateTimeFormat) return;
+  var format = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
+    timeZoneName: "short",
+  });
+  document.querySelectorAll("time[data-local]").forEach(function (node) {
+    var moment = new Date(node.getAttribute("datetime"));
+    if (isNaN(moment.getTime())) return;
+    node.title = node.textContent;
+    node.textContent = format.format(moment);
+  });
+})();

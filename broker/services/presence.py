@@ -19,7 +19,6 @@ from broker.services.deliveries import deliveries_release, deliveries_release_or
 from broker.services.handshake import HandshakeRejected, Hello
 from broker.services.liveness import live_presences
 from broker.services.status import pending_hook_status_take
-from meshes.audit import audit_append
 from meshes.models import Member
 from protocol.encoding import iso_or_none
 
@@ -106,13 +105,8 @@ def presence_open(*, hello: Hello, member: Member, worker_id: str, ip: str = "")
         connected_at=now,
         last_ping_at=now,
     )
-    audit_append(
-        mesh_id=hello.mesh_id,
-        event_type="peer_joined",
-        actor_member_id=member.id,
-        actor_display_name=display_name,
-        payload={"presenceId": presence.id, "sessionId": hello.session_id},
-    )
+    # [PY] Presence is traffic, not governance: it stays out of the audit chain (the live view shows it), so the
+    # chain records who changed the mesh and is not buried under every one-shot command's join and leave.
     event_data: dict[str, Any] = {"name": display_name, "pubkey": presence.routing_pubkey, "groups": groups}
     if saved is not None:
         event_data["lastSeenAt"] = iso_or_none(saved.last_seen_at)
@@ -166,14 +160,6 @@ def presence_close(*, presence_id: str) -> ClosedPresence | None:
     saved.cumulative_stats = stats_merged(saved.cumulative_stats, presence.stats)
     saved.last_seen_at = now
     saved.save()
-    if was_live:
-        audit_append(
-            mesh_id=presence.mesh_id,
-            event_type="peer_left",
-            actor_member_id=presence.member_id,
-            actor_display_name=presence.display_name,
-            payload={"presenceId": presence.id},
-        )
     deliveries_release(presence_id=presence.id)
     return ClosedPresence(
         presence_id=presence.id,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import segno
 from django import template
 from django.utils.safestring import mark_safe
@@ -21,15 +19,3 @@ def qr_svg(text: str, scale: int = 5) -> str:
 @register.filter
 def short_id(value: str, length: int = 8) -> str:
     return str(value or "")[: int(length)]
-
-
-@register.filter
-def payload_items(payload) -> list[tuple[str, str]]:
-    """An audit payload as name/value pairs for one line of text; `via` is shown on its own."""
-    if not isinstance(payload, dict):
-        return []
-    return [
-        (name, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
-        for name, value in payload.items()
-        if name != "via"
-    ]

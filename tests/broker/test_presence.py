@@ -134,3 +134,19 @@ async def test_archiving_a_mesh_closes_every_socket(make_member, connect, owner_
     await db(services.mesh_archive)(actor=owner_actor)
     assert (await a.expect("error"))["code"] == "mesh_archived"
     assert (await a.expect_close())[0] == 4002
+
+
+async def test_presence_stays_out_of_the_audit_chain(make_member, connect):
+    """Joining and leaving is traffic (the live view shows it), not governance: the chain does not grow with it."""
+    from meshes.models import AuditEvent
+
+    alice = await db(make_member)("alice")
+
+    def count() -> int:
+        return AuditEvent.objects.filter(mesh_id=alice.member.mesh_id).count()
+
+    before = await db(count)()
+    for _ in range(3):
+        sock = await connect(alice)
+        await sock.disconnect()
+    assert await db(count)() == before
