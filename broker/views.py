@@ -14,15 +14,18 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from broker import conf, metrics
+from broker import conf, metrics, traffic
 from broker.ratelimit import TokenBuckets
 from broker.services import status as status_services
 from broker.worker import get_worker
 from meshes.api.http import BadBody, json_object, with_cors
 from meshes.api.ratelimit import client_ip, over_limit, rate_limited_response
+from meshes.views.common import mesh_context, mesh_view
 
 logger = logging.getLogger(__name__)
 STARTED = time.monotonic()
@@ -148,3 +151,16 @@ async def hook_set_status(request: HttpRequest) -> HttpResponse:
         await worker.ensure_started()
         await worker.fanout.ring({(outcome.presence.worker_id, outcome.presence.id)})
     return JsonResponse(outcome.body)
+
+
+@mesh_view
+def mesh_traffic_page(request: HttpRequest, actor) -> HttpResponse:
+    """Dashboard tab for owners and admins: who sends, who receives, whose mail waits (counts, no content)."""
+    actor.require_manager()
+    report = traffic.mesh_traffic(mesh=actor.mesh)
+    context = {
+        **mesh_context(actor, tab="traffic"),
+        "traffic": report,
+        "chart": mark_safe(traffic.hourly_chart_svg(report.hourly)),  # numbers and escaped labels only
+    }
+    return render(request, "dashboard/traffic.html", context)
