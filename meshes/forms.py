@@ -37,11 +37,23 @@ class MeshCreateForm(MeshNameForm):
         self.fields["name"].widget.attrs["autofocus"] = True
 
 
+def _range_messages(text: str) -> dict[str, str]:
+    return {"min_value": text, "max_value": text, "invalid": text}
+
+
 class InviteCreateForm(forms.Form):
+    """Its ranges are the service's (the same settings), here so the browser and the form show every bad field
+    at once, each next to its input; the service still checks them."""
+
     role = forms.ChoiceField(choices=INVITE_ROLE_CHOICES, initial=Role.MEMBER.value)
-    max_uses = forms.IntegerField(label="Uses", initial=1, help_text=f"1–{settings.INVITE_MAX_USES}")
+    max_uses = forms.IntegerField(
+        label="Uses", initial=1, min_value=1, max_value=settings.INVITE_MAX_USES, help_text=f"1–{settings.INVITE_MAX_USES}",
+        error_messages=_range_messages(f"max uses must be between 1 and {settings.INVITE_MAX_USES}"),
+    )
     expires_in_days = forms.IntegerField(
-        label="Expires in (days)", initial=settings.INVITE_DEFAULT_DAYS, help_text=f"1–{settings.INVITE_MAX_DAYS}"
+        label="Expires in (days)", initial=settings.INVITE_DEFAULT_DAYS, min_value=1, max_value=settings.INVITE_MAX_DAYS,
+        help_text=f"1–{settings.INVITE_MAX_DAYS}",
+        error_messages=_range_messages(f"expiry (days) must be between 1 and {settings.INVITE_MAX_DAYS}"),
     )
 
 

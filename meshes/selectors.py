@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce
 
 from meshes import site
 from meshes.actors import Actor
@@ -22,10 +23,14 @@ _ROLE_RANK = Case(
 
 def meshes_for_user(*, user) -> QuerySet[Mesh]:
     """Meshes the user owns or belongs to (live membership), newest first, with active member counts."""
+    # The count is a subquery: counting over the membership join would count only the user's own rows.
+    live_members = (
+        Member.objects.filter(mesh=OuterRef("pk"), revoked_at=None).order_by().values("mesh").annotate(n=Count("id"))
+    )
+    mine = Member.objects.filter(user=user, revoked_at=None).values("mesh_id")
     return (
-        Mesh.objects.filter(Q(owner=user) | Q(members__user=user, members__revoked_at=None))
-        .distinct()
-        .annotate(member_count=Count("members", filter=Q(members__revoked_at=None), distinct=True))
+        Mesh.objects.filter(Q(owner=user) | Q(id__in=mine))
+        .annotate(member_count=Coalesce(Subquery(live_members.values("n")), 0))
         .order_by("-created_at")
     )
 

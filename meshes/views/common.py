@@ -7,7 +7,7 @@ from functools import wraps
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from meshes import selectors
 from meshes.actors import Actor
@@ -29,6 +29,22 @@ def forbidden_page(request: HttpRequest, *, actor: Actor | None, error: Forbidde
         {"mesh": actor.mesh if actor else None, "actor": actor, "error": error},
         status=403,
     )
+
+
+def post_only(back: str):
+    """A form's POST target. A GET there (a reload of the page a failed POST rendered) goes back to the form's page
+    instead of a bare 405."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request: HttpRequest, actor: Actor, *args, **kwargs) -> HttpResponse:
+            if request.method != "POST":
+                return redirect(back, mesh_id=actor.mesh.id)
+            return view(request, actor, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def mesh_view(view):

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from meshes import selectors, services, site
 from meshes.errors import ServiceError
 from meshes.forms import InviteCreateForm
-from meshes.views.common import attach_error, error_status, mesh_context, mesh_view
+from meshes.views.common import attach_error, error_status, mesh_context, mesh_view, post_only
 
 
 def _invites_page(request: HttpRequest, actor, *, form=None, status: int = 200) -> HttpResponse:
@@ -37,7 +37,7 @@ def invite_list(request: HttpRequest, actor) -> HttpResponse:
 
 
 @mesh_view
-@require_POST
+@post_only("dashboard:invites")
 def invite_create(request: HttpRequest, actor) -> HttpResponse:
     form = InviteCreateForm(request.POST)
     if not form.is_valid():
@@ -73,7 +73,7 @@ def invite_detail(request: HttpRequest, actor, invite_id: str) -> HttpResponse:
 
 
 @mesh_view
-@require_POST
+@post_only("dashboard:invites")
 def invite_revoke(request: HttpRequest, actor, invite_id: str) -> HttpResponse:
     try:
         invite = services.invite_revoke(actor=actor, invite_id=invite_id)

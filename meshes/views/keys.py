@@ -11,13 +11,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
 
 from meshes import selectors, services
 from meshes.errors import ServiceError
 from meshes.forms import ApiKeyCreateForm, ApiKeyRevokeForm
 from meshes.keyvault import open_secret, seal_secret
-from meshes.views.common import attach_error, error_status, mesh_context, mesh_view
+from meshes.views.common import attach_error, error_status, mesh_context, mesh_view, post_only
 
 # A new key's secret waits for its one page view in the cache, sealed with the server's key-encryption key, for
 # at most ten minutes, and is deleted by that view: never in the session store, never in plain text at rest.
@@ -61,7 +60,7 @@ def api_key_list(request: HttpRequest, actor) -> HttpResponse:
 
 
 @mesh_view
-@require_POST
+@post_only("dashboard:api_keys")
 def api_key_create(request: HttpRequest, actor) -> HttpResponse:
     form = ApiKeyCreateForm(request.POST)
     if not form.is_valid():
@@ -97,7 +96,7 @@ def api_key_created(request: HttpRequest, actor) -> HttpResponse:
 
 
 @mesh_view
-@require_POST
+@post_only("dashboard:api_keys")
 def api_key_revoke(request: HttpRequest, actor) -> HttpResponse:
     form = ApiKeyRevokeForm(request.POST)
     if not form.is_valid():

@@ -5,12 +5,11 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
 
 from meshes import selectors, services
 from meshes.errors import ServiceError
 from meshes.forms import ArchiveConfirmForm, MemberNameForm, MemberRoleForm, MeshNameForm
-from meshes.views.common import attach_error, error_status, mesh_context, mesh_view
+from meshes.views.common import attach_error, error_status, mesh_context, mesh_view, post_only
 from meshes.views.live import live_context
 
 
@@ -30,7 +29,7 @@ def mesh_detail(request: HttpRequest, actor) -> HttpResponse:
 
 
 @mesh_view
-@require_POST
+@post_only("dashboard:mesh")
 def member_role(request: HttpRequest, actor, member_id: str) -> HttpResponse:
     form = MemberRoleForm(request.POST)
     if not form.is_valid():
@@ -44,7 +43,7 @@ def member_role(request: HttpRequest, actor, member_id: str) -> HttpResponse:
 
 
 @mesh_view
-@require_POST
+@post_only("dashboard:mesh")
 def member_rename(request: HttpRequest, actor, member_id: str) -> HttpResponse:
     form = MemberNameForm(request.POST)
     if not form.is_valid():
@@ -58,7 +57,7 @@ def member_rename(request: HttpRequest, actor, member_id: str) -> HttpResponse:
 
 
 @mesh_view
-@require_POST
+@post_only("dashboard:mesh")
 def cli_link_create(request: HttpRequest, actor) -> HttpResponse:
     try:
         invite = services.invite_create_cli_link(actor=actor)
@@ -70,7 +69,7 @@ def cli_link_create(request: HttpRequest, actor) -> HttpResponse:
 
 
 @mesh_view
-@require_POST
+@post_only("dashboard:mesh")
 def member_remove(request: HttpRequest, actor, member_id: str) -> HttpResponse:
     try:
         member = services.member_remove(actor=actor, member_id=member_id)
@@ -96,7 +95,7 @@ def mesh_settings(request: HttpRequest, actor) -> HttpResponse:
 
 
 @mesh_view
-@require_POST
+@post_only("dashboard:mesh_settings")
 def mesh_rename(request: HttpRequest, actor) -> HttpResponse:
     form = MeshNameForm(request.POST)
     if not form.is_valid():
@@ -111,7 +110,7 @@ def mesh_rename(request: HttpRequest, actor) -> HttpResponse:
 
 
 @mesh_view
-@require_POST
+@post_only("dashboard:mesh_settings")
 def mesh_archive(request: HttpRequest, actor) -> HttpResponse:
     form = ArchiveConfirmForm(request.POST, mesh_name=actor.mesh.name)
     if not form.is_valid():
