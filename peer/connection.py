@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import json
 import os
 import random
-import re
 import secrets
 import socket
 import sys
@@ -32,6 +30,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from peer.config import MeshEntry, debug_enabled
+from peer.connection_errors import describe_failure, unreachable
 from peer.connection_terms import ConnectionUnavailable, HelloOptions, RequestFailed, TerminalClose
 from protocol.crypto import SigningKeypair
 from protocol.envelope import WireEnvelope
@@ -169,8 +168,8 @@ class MeshConnection:
                 rejected = isinstance(exc, _HelloRejected)
                 retry_after = RETRY_HELLO_SECONDS.get(self._rejected_code or "") if rejected else None
                 self.hello_rejected = rejected and retry_after is None
-                self.last_error = self.last_error if rejected else _describe(exc)
-                self.unreachable = self.options.fail_fast and _unreachable(exc)
+                self.last_error = self.last_error if rejected else describe_failure(exc)
+                self.unreachable = self.options.fail_fast and unreachable(exc)
                 _log(f"{self.mesh.slug}: connection failed: {self.last_error}")
                 if retry_after is not None:
                     self._open.clear()
@@ -449,24 +448,3 @@ def _parse(raw: str | bytes) -> dict[str, Any] | None:
     except (TypeError, ValueError):
         return None
     return frame if isinstance(frame, dict) else None
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """Nothing listens there, or the name does not resolve: retrying within one command will not help."""
-    if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
-        return True
-    if not isinstance(exc, OSError):
-        return False
-    # Several addresses (localhost: ::1 and 127.0.0.1) fail as one OSError listing each errno.
-    codes = {int(code) for code in re.findall(r"\[Errno (\d+)\]", str(exc))} or {exc.errno or 0}
-    return codes <= {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH}
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, websockets.InvalidStatus):
-        return f"broker refused the WebSocket (HTTP {exc.response.status_code})"
-    if isinstance(exc, OSError):
-        return f"cannot connect: {exc.strerror or exc}"
-    if isinstance(exc, TimeoutError):
-        return str(exc) or "timed out"
-    return f"{type(exc).__name__}: {exc}"
