@@ -108,3 +108,24 @@ def make_peer_home(tmp_path):
         return {**env, "HOME": str(home), "CLAUDEMESH_CONFIG_DIR": str(home / "claudemesh")}
 
     return make
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_under_asgi_the_request_origin_reaches_the_service(owner, mesh, settings):
+    """The same as the first test, through Django's ASGI handler (how `serve` runs it): the middleware's context
+    must reach the sync view and the service it calls."""
+    from asgiref.sync import sync_to_async
+    from django.test import AsyncClient
+
+    settings.APP_URL_EXPLICIT = settings.BROKER_WS_URL_EXPLICIT = False
+    settings.APP_URL, settings.ALLOWED_HOSTS = "http://127.0.0.1:8000", ["testserver"]
+    client = AsyncClient()
+    await client.aforce_login(owner)
+    response = await client.post(reverse("dashboard:invite_create", args=[mesh.id]),
+                                 {"role": "member", "max_uses": 1, "expires_in_days": 1})
+    assert response.status_code == 302, response.content.decode()[:3000]
+
+    def newest_token():
+        return mesh.invites.order_by("-created_at").first().token
+
+    assert json.loads(unb64url(await sync_to_async(newest_token)()))["broker_url"] == "ws://testserver/ws"
