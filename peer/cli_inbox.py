@@ -7,9 +7,9 @@ import json
 import sys
 
 from peer.cli_context import CONNECT_TIMEOUT, Context, run_async, with_client
-from peer.client import MeshClient, now_iso
+from peer.client import MeshClient
 from peer.describe import local_time, sender_label
-from peer.inbox import InboxMessage
+from peer.inbox import InboxMessage, now_iso
 from peer.output import INTERRUPTED_BY_SIGINT, INTERRUPTED_BY_SIGTERM, CliError, Output
 from peer.session_slots import claim_slot
 

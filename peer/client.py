@@ -8,24 +8,18 @@ import json
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from peer.config import MeshEntry
 from peer.connection import SEND_TIMEOUT, MeshConnection
 from peer.connection_terms import HelloOptions, RequestFailed
-from peer.inbox import Inbox, InboxMessage
+from peer.inbox import Inbox, InboxMessage, now_iso
 from peer.targets import Target, resolve_target
 from protocol.crypto import SigningKeypair
-from protocol.encoding import iso_ms
 from protocol.envelope import open_push, seal_direct, seal_group
 from protocol.vocabulary import PRIORITIES
 
 PEER_CACHE_SECONDS = 30.0
-
-
-def now_iso() -> str:
-    return iso_ms(datetime.now(UTC))
 
 
 def cli_session_id() -> str:

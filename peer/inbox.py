@@ -9,10 +9,18 @@ from __future__ import annotations
 import os
 import sqlite3
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from protocol.encoding import iso_ms
+
 INBOX_FILE = "inbox.sqlite3"
+
+
+def now_iso() -> str:
+    """Timestamps of the inbox (received, read), as the wire writes them."""
+    return iso_ms(datetime.now(UTC))
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS message (

@@ -20,7 +20,7 @@ from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 
 from peer.claude_channels import channels_shown
-from peer.client import MeshClient, now_iso
+from peer.client import MeshClient
 from peer.config import Config, ConfigError, ConfigStore, MeshEntry, session_name
 from peer.connection_terms import ConnectionUnavailable, HelloOptions, RequestFailed
 from peer.describe import (
@@ -32,7 +32,7 @@ from peer.describe import (
     nobody_reached,
     sender_name,
 )
-from peer.inbox import Inbox, InboxMessage
+from peer.inbox import Inbox, InboxMessage, now_iso
 from peer.session_slots import SessionSlot, claim_slot, slot_keypairs
 from peer.targets import TargetError
 from protocol.vocabulary import PRIORITIES, STATUSES
