@@ -58,9 +58,10 @@ def hook_wake(store: ConfigStore, payload: dict) -> int:
     inbox = Inbox(store.directory)
     try:
         while time.monotonic() < deadline:
-            if state.superseded(generation) or os.getppid() != parent:
-                return 0
-            if state.may_wake():
+            current = state.load()
+            if current.get("generation", generation) != generation or os.getppid() != parent:
+                return 0  # a newer waiter or the human took over, or Claude Code is gone
+            if state.may_wake(current):
                 messages = inbox.claim_unread(now_iso(), priorities=WAKING_PRIORITIES)
                 if messages:
                     state.woke()
@@ -86,7 +87,7 @@ class WakeState:
         ensure_private_dir(directory)
         ensure_private_dir(self.path.parent)
 
-    def _load(self) -> dict:
+    def load(self) -> dict:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             return data if isinstance(data, dict) else {}
@@ -97,26 +98,22 @@ class WakeState:
         atomic_write_text(self.path, json.dumps(data))
 
     def start_waiting(self) -> int:
-        data = self._load()
+        data = self.load()
         data["generation"] = int(data.get("generation", 0)) + 1
         self._save(data)
         return data["generation"]
 
-    def superseded(self, generation: int) -> bool:
-        return int(self._load().get("generation", generation)) != generation
-
-    def may_wake(self) -> bool:
-        data = self._load()
+    def may_wake(self, data: dict) -> bool:
         gap = float(os.environ.get("CLAUDEMESH_WAKE_GAP", WAKE_GAP_SECONDS))
         return int(data.get("wakes", 0)) < WAKE_BUDGET and time.time() - float(data.get("last_wake", 0)) >= gap
 
     def woke(self) -> None:
-        data = self._load()
+        data = self.load()
         data.update(wakes=int(data.get("wakes", 0)) + 1, last_wake=time.time())
         self._save(data)
 
     def refill(self) -> None:
-        data = self._load()
+        data = self.load()
         data.update(wakes=0, generation=int(data.get("generation", 0)) + 1)
         self._save(data)
 
