@@ -5,6 +5,7 @@ few lines of zip writing, so it needs no build tools and no network, and is rebu
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import threading
@@ -37,7 +38,13 @@ class Project:
 
 
 def project(source: Path | None = None) -> Project:
-    data = tomllib.loads(((source or settings.BASE_DIR) / "pyproject.toml").read_text(encoding="utf-8"))
+    return _project(Path(source or settings.BASE_DIR))
+
+
+@functools.cache
+def _project(source: Path) -> Project:
+    """Read once per process: every page's install line needs the wheel's name."""
+    data = tomllib.loads((source / "pyproject.toml").read_text(encoding="utf-8"))
     meta = data["project"]
     return Project(
         name=meta["name"], version=meta["version"], summary=meta.get("description", ""),
@@ -82,9 +89,10 @@ def current_wheel() -> Path:
     """The wheel of this tree, rebuilt when a packaged file is newer than it."""
     source = Path(settings.BASE_DIR)
     out_dir = Path(settings.VAR_DIR) / "cli"
+    info = project(source)
     with _lock:
-        target = out_dir / project(source).wheel_name
-        newest = max(p.stat().st_mtime for package in project(source).packages for p in (source / package).rglob("*.py"))
+        target = out_dir / info.wheel_name
+        newest = max(p.stat().st_mtime for package in info.packages for p in (source / package).rglob("*.py"))
         if not target.exists() or target.stat().st_mtime < newest:
             build_wheel(source, out_dir)
         return target
