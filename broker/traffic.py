@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from broker.models import Delivery, DeliveryState, Message
+from meshes.actors import Actor
 from meshes.models import Member, Mesh
 
 WINDOW = timedelta(hours=24)
@@ -36,6 +37,12 @@ class MeshTraffic:
     @property
     def total(self) -> int:
         return sum(count for _, count in self.hourly)
+
+
+def mesh_traffic_for_manager(*, actor: Actor) -> MeshTraffic:
+    """Who talks how much is for the mesh's owner and admins (as its invites and audit log are)."""
+    actor.require_manager()
+    return mesh_traffic(mesh=actor.mesh)
 
 
 def mesh_traffic(*, mesh: Mesh, now: datetime | None = None) -> MeshTraffic:

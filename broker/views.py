@@ -156,8 +156,7 @@ async def hook_set_status(request: HttpRequest) -> HttpResponse:
 @mesh_view
 def mesh_traffic_page(request: HttpRequest, actor) -> HttpResponse:
     """Dashboard tab for owners and admins: who sends, who receives, whose mail waits (counts, no content)."""
-    actor.require_manager()
-    report = traffic.mesh_traffic(mesh=actor.mesh)
+    report = traffic.mesh_traffic_for_manager(actor=actor)
     context = {
         **mesh_context(actor, tab="traffic"),
         "traffic": report,
