@@ -146,15 +146,16 @@ def install(paths: ClaudePaths, state_dir: Path, *, hooks: bool = True, skill: b
     if data is not None and data.get("mcpServers") is not None and not isinstance(data.get("mcpServers"), dict):
         raise SetupError(f"{paths.claude_json}: mcpServers is not an object; nothing was changed")
 
+    entry = mcp_entry()
     if paths.claude_bin:
-        _register_with_claude(paths, state, report)
+        _register_with_claude(paths, entry, state, report)
     else:
         report.warnings.append(
             "the `claude` command is not on PATH, so ~/.claude.json was edited directly; if Claude Code is installed "
             "where this shell cannot see it, register with: claude mcp add --scope user claudemesh -- "
-            + " ".join(shlex.quote(part) for part in [mcp_entry()["command"], *mcp_entry()["args"]])
+            + " ".join(shlex.quote(part) for part in [entry["command"], *entry["args"]])
         )
-        _register_in_file(paths, data, state, state_dir, report)
+        _register_in_file(paths, entry, data, state, state_dir, report)
 
     settings = settings if settings is not None else {}
     changed = _add_approvals(settings, state, paths)
@@ -172,11 +173,10 @@ def install(paths: ClaudePaths, state_dir: Path, *, hooks: bool = True, skill: b
     return report
 
 
-def _register_in_file(paths: ClaudePaths, data: dict[str, Any] | None, state: dict[str, Any], state_dir: Path,
-                      report: SetupReport) -> None:
+def _register_in_file(paths: ClaudePaths, entry: dict[str, Any], data: dict[str, Any] | None, state: dict[str, Any],
+                      state_dir: Path, report: SetupReport) -> None:
     data = data if data is not None else {}
     servers = data.get("mcpServers")
-    entry = mcp_entry()
     existing = (servers or {}).get(SERVER_NAME)
     if existing == entry:
         report.changes.append("MCP server entry unchanged")
@@ -199,8 +199,7 @@ def _claude(paths: ClaudePaths, *args: str) -> subprocess.CompletedProcess:
         raise SetupError(f"`claude {' '.join(args[:2])}` failed to run: {exc}") from exc
 
 
-def _register_with_claude(paths: ClaudePaths, state: dict[str, Any], report: SetupReport) -> None:
-    entry = mcp_entry()
+def _register_with_claude(paths: ClaudePaths, entry: dict[str, Any], state: dict[str, Any], report: SetupReport) -> None:
     current = (read_json(paths.claude_json)[0] or {}).get("mcpServers", {}).get(SERVER_NAME)
     if current == entry:
         report.changes.append("MCP server entry unchanged")

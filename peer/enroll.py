@@ -239,7 +239,7 @@ def claim_v2(short: ShortCode, *, display_name: str) -> JoinResult:
 
 def _broker_url_for_claim(claim: str) -> str:
     """An explicit CLAUDEMESH_BROKER_URL wins; otherwise the broker that answered the claim."""
-    explicit = os.environ.get("CLAUDEMESH_BROKER_URL", "").strip()
+    explicit = default_broker_url()  # no config: only the environment counts here
     if explicit:
         return explicit
     parts = urlsplit(claim)

@@ -219,11 +219,16 @@ class MeshMcp:
             return _result(str(exc), error=True)
         return _result(text, error=error)
 
+    def _clients_for(self, slug: Any) -> list[MeshClient]:
+        """The mesh a tool names (`mesh_slug`), else every joined one; TargetError for one not joined."""
+        if not slug:
+            return list(self.clients.values())
+        if slug not in self.clients:
+            raise TargetError(f"not in a mesh called {slug!r}; joined: {', '.join(self.clients)}", "invalid")
+        return [self.clients[slug]]
+
     async def tool_list_peers(self, args: dict[str, Any]) -> tuple[str, bool]:
-        slug = args.get("mesh_slug")
-        clients = [self.clients[slug]] if slug in self.clients else list(self.clients.values())
-        if slug and slug not in self.clients:
-            return f"not in a mesh called {slug!r}; joined: {', '.join(self.clients)}", True
+        clients = self._clients_for(args.get("mesh_slug"))
         blocks = []
         for client in clients:
             header = f"## {client.mesh.slug} ({client.connection.state}, mesh {client.mesh.mesh_id[:8]}…)"
@@ -242,10 +247,7 @@ class MeshMcp:
         return "\n\n".join(blocks), False
 
     async def tool_list_members(self, args: dict[str, Any]) -> tuple[str, bool]:
-        slug = args.get("mesh_slug")
-        if slug and slug not in self.clients:
-            return f"not in a mesh called {slug!r}; joined: {', '.join(self.clients)}", True
-        clients = [self.clients[slug]] if slug else list(self.clients.values())
+        clients = self._clients_for(args.get("mesh_slug"))
         blocks = []
         for client in clients:
             try:
