@@ -31,9 +31,12 @@ class Fanout:
         *,
         exclude_member_id: str | None = None,
         exclude_presence_id: str | None = None,
+        only_member_ids: set[str] | None = None,
     ) -> None:
-        """A system event to every connection of the mesh on every worker (live only, like the reference)."""
-        message = MeshBroadcast(self.worker_id, mesh_id, frame, exclude_member_id, exclude_presence_id)
+        """A system event to every connection of the mesh (or of some of its members) on every worker (live only,
+        like the reference)."""
+        only = tuple(sorted(only_member_ids)) if only_member_ids is not None else None
+        message = MeshBroadcast(self.worker_id, mesh_id, frame, exclude_member_id, exclude_presence_id, only)
         await self._broadcast_here(message)
         await self.layer.send_all(message)
 
@@ -102,10 +105,13 @@ class Fanout:
 
     async def _broadcast_here(self, message: MeshBroadcast) -> None:
         text = wire.dumps(message.frame)
+        only = frozenset(message.only_members) if message.only_members is not None else None
         for conn in self.registry.of_mesh(message.mesh):
             if conn.presence_id == message.exclude_presence or (
                 message.exclude_member and conn.member_id == message.exclude_member
             ):
+                continue
+            if only is not None and conn.member_id not in only:
                 continue
             await conn.send_text(text)
 

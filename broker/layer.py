@@ -71,7 +71,8 @@ class Kick:
 
 @dataclass(frozen=True)
 class MeshBroadcast:
-    """A system event for every connection of a mesh, to every worker but its origin."""
+    """A system event for every connection of a mesh (or only those of `only_members`), to every worker but its
+    origin."""
 
     kind: ClassVar[str] = "mesh_event"
     origin: str
@@ -79,6 +80,7 @@ class MeshBroadcast:
     frame: dict[str, Any]
     exclude_member: str | None = None
     exclude_presence: str | None = None
+    only_members: tuple[str, ...] | None = None
 
     def to_layer(self) -> dict[str, Any]:
         return {
@@ -88,16 +90,19 @@ class MeshBroadcast:
             "frame": self.frame,
             "exclude_member": self.exclude_member,
             "exclude_presence": self.exclude_presence,
+            "only_members": list(self.only_members) if self.only_members is not None else None,
         }
 
     @classmethod
     def from_layer(cls, message: dict[str, Any]) -> MeshBroadcast:
+        only = message.get("only_members")
         return cls(
             message.get("origin", ""),
             message["mesh"],
             message["frame"],
             message.get("exclude_member"),
             message.get("exclude_presence"),
+            tuple(only) if isinstance(only, list) else None,
         )
 
 

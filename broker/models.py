@@ -239,3 +239,57 @@ class PendingHookStatus(models.Model):
 
     def __str__(self) -> str:
         return f"pending {self.status} for {self.cwd}"
+
+
+class ScopeEpoch(models.Model):
+    """One epoch of a scope's key (docs/encryption.md "The mesh keyring"). The row exists before any of its wraps:
+    two peers racing to start the same epoch cannot both succeed, so an epoch never mixes two keys."""
+
+    mesh = models.ForeignKey("meshes.Mesh", on_delete=models.CASCADE, related_name="+")
+    scope = models.CharField(max_length=200)
+    epoch = models.PositiveIntegerField()
+    created_by = models.ForeignKey("meshes.Member", null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["mesh", "scope", "epoch"], name="scope_epoch_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} epoch {self.epoch}"
+
+
+class KeyWrap(models.Model):
+    """One member's copy of one epoch's key, sealed to that member (an opaque `CMK1` blob to the broker)."""
+
+    mesh = models.ForeignKey("meshes.Mesh", on_delete=models.CASCADE, related_name="+")
+    scope = models.CharField(max_length=200)
+    epoch = models.PositiveIntegerField()
+    recipient = models.ForeignKey("meshes.Member", on_delete=models.CASCADE, related_name="+")
+    granter = models.ForeignKey("meshes.Member", null=True, on_delete=models.SET_NULL, related_name="+")
+    wrap = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mesh", "scope", "epoch", "recipient"], name="key_wrap_unique")
+        ]
+        indexes = [models.Index(fields=["mesh", "scope", "recipient"], name="key_wrap_recipient_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} epoch {self.epoch} for {self.recipient_id[:8]}"
+
+
+class KeyRequest(models.Model):
+    """A member waits for a scope's keys; kept until a holder wraps them for it, so holders who connect later
+    still hear of it."""
+
+    mesh = models.ForeignKey("meshes.Mesh", on_delete=models.CASCADE, related_name="+")
+    scope = models.CharField(max_length=200)
+    member = models.ForeignKey("meshes.Member", on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["mesh", "scope", "member"], name="key_request_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id[:8]} waits for {self.scope}"

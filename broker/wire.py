@@ -93,8 +93,9 @@ def system_push(mesh_id: str, event: str, event_data: dict[str, Any], priority: 
 
 
 def message_push(message: Any) -> dict[str, Any]:
-    """The `push` a recipient gets for a stored message (a row or a model instance): every delivery path (§3.8)."""
-    return {
+    """The `push` a recipient gets for a stored message (a row or a model instance): every delivery path (§3.8).
+    A multicast or topic push also says where it was sent (additive `targetSpec`: `*`, `@group`, `#<topicId>`)."""
+    frame = {
         "type": "push",
         "messageId": message.id,
         "meshId": message.mesh_id,
@@ -105,6 +106,9 @@ def message_push(message: Any) -> dict[str, Any]:
         "ciphertext": message.ciphertext,
         "createdAt": iso_ms(message.created_at),
     }
+    if not is_direct_target(message.target_spec):
+        frame["targetSpec"] = message.target_spec
+    return frame
 
 
 def hello_ack(*, presence: Any, member: Any, saved: Any | None, hello_groups: list[dict[str, str]]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import time
 from channels.db import database_sync_to_async
 
 from broker import metrics, wire
+from broker.handlers.keyring import send_open_requests
 from broker.handlers.registry import handler
 from broker.services import handshake, presence
 from broker.services.hello_replay import hello_use_once
@@ -44,3 +45,4 @@ async def handle_hello(conn, frame) -> None:
     await conn.send_frame(opened.ack)
     await worker.fanout.broadcast(conn.mesh_id, opened.join_event, exclude_member_id=conn.member_id)
     conn.request_drain()  # queued and unacknowledged messages (§2.5 step 8, after the ack as [PY] recommends)
+    await send_open_requests(conn)

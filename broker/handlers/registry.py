@@ -51,17 +51,23 @@ async def dispatch(conn, frame: dict[str, Any]) -> None:
             await conn.send_frame(wire.error("internal", "the broker could not handle this request", frame))
 
 
-async def run_for_member(conn, frame: dict[str, Any], fn: Callable[[Actor, dict[str, Any]], dict[str, Any]]) -> None:
+async def call_for_member(conn, frame: dict[str, Any], fn: Callable[[Actor, dict[str, Any]], Any]) -> Any | None:
     """Run `fn(actor, frame)` in the DB thread for the connection's member, re-read now (a role change or a
-    revocation applies to the very next request); its reply, or its MeshError as an `error`, gets the `_reqId`."""
+    revocation applies to the very next request). Its MeshError goes back as an `error` with the `_reqId`, and
+    the result is None; otherwise the result is the caller's to answer with."""
 
-    def run() -> dict[str, Any]:
+    def run() -> Any:
         return fn(mesh_selectors.actor_for_member(member_id=conn.member_id), frame)
 
     try:
-        reply = await database_sync_to_async(run)()
+        return await database_sync_to_async(run)()
     except MeshError as exc:
         await conn.send_frame(wire.error(exc.code, exc.message, frame))
-        return
-    await conn.send_frame(wire.with_req_id(reply, frame))
+        return None
 
+
+async def run_for_member(conn, frame: dict[str, Any], fn: Callable[[Actor, dict[str, Any]], dict[str, Any]]) -> None:
+    """`call_for_member` whose result is the reply frame (it gets the `_reqId`)."""
+    reply = await call_for_member(conn, frame, fn)
+    if reply is not None:
+        await conn.send_frame(wire.with_req_id(reply, frame))

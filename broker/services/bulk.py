@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.models import Count, Q
 
 from broker.models import Delivery, DeliveryState, Message, Priority
+from meshes.models import TopicMessage
 
 MESSAGE_COLUMNS = (
     "id", "mesh_id", "sender_member_id", "sender_session_pubkey", "sender_pubkey", "target_spec", "priority",
@@ -53,13 +54,29 @@ class DeliveryRow:
     delivered_at: datetime | None = None
 
 
+TOPIC_MESSAGE_COLUMNS = (
+    "id", "topic_id", "sender_member_id", "sender_session_pubkey", "sender_pubkey", "nonce", "ciphertext", "created_at",
+)  # fmt: skip
+
+
+def topic_history_row(message: MessageRow, topic_id: str) -> tuple:
+    """A topic send's history entry (its `seq` comes from the insert order)."""
+    return (
+        message.id, topic_id, message.sender_member_id, message.sender_session_pubkey, message.sender_pubkey,
+        message.nonce, message.ciphertext, message.created_at,
+    )  # fmt: skip
+
+
 _message_values = operator.attrgetter(*MESSAGE_COLUMNS)  # row → tuple in C, in COPY column order
 _delivery_values = operator.attrgetter(*DELIVERY_COLUMNS)
 
 
-def rows_insert(*, messages: Iterable[MessageRow], deliveries: Iterable[DeliveryRow]) -> None:
+def rows_insert(
+    *, messages: Iterable[MessageRow], deliveries: Iterable[DeliveryRow], history: list[tuple] | None = None
+) -> None:
     _bulk_insert(Message, MESSAGE_COLUMNS, list(map(_message_values, messages)))
     _bulk_insert(Delivery, DELIVERY_COLUMNS, list(map(_delivery_values, deliveries)))
+    _bulk_insert(TopicMessage, TOPIC_MESSAGE_COLUMNS, history or [])
 
 
 def _bulk_insert(model, columns: tuple[str, ...], rows: list[tuple]) -> None:

@@ -230,7 +230,7 @@ def _session_history(ctx: RoutingContext, inputs: list[SendInput], mesh_ids: set
 # --- plans: one send → its delivery rows -------------------------------------------------------------------
 
 
-def _pre_claim(ctx: RoutingContext, presence: dict[str, Any], delivery: DeliveryRow, reach: Reach) -> None:
+def pre_claim(ctx: RoutingContext, presence: dict[str, Any], delivery: DeliveryRow, reach: Reach) -> None:
     """Claim the row for a live connection in the send's own transaction: its worker pushes it from memory,
     without a drain query. If the push never happens (the layer dropped it, the socket closed), the row is
     re-sent by the retransmit sweep of the claimer's worker or released when the claimer closes."""
@@ -279,7 +279,7 @@ def plan_direct(item: SendInput, ctx: RoutingContext, message_id: str, reach: Re
     alive = [p for p in candidates if p["worker_id"] not in ctx.dead_workers]
     ready = [p for p in alive if _can_take_now(p, item.priority, ctx.now)]
     if ready:  # exactly one session of the member gets it
-        _pre_claim(ctx, _long_lived_first(ready, ctx)[0], delivery, reach)
+        pre_claim(ctx, _long_lived_first(ready, ctx)[0], delivery, reach)
         reach.note(member, LIVE)
     else:
         reach.note(member, HELD if alive else QUEUED)
@@ -313,7 +313,7 @@ def plan_multicast(item: SendInput, ctx: RoutingContext, message_id: str, reach:
             priority=item.priority,
         )
         if presence["worker_id"] not in ctx.dead_workers:  # else pending: its session drains it when it is back
-            _pre_claim(ctx, presence, delivery, reach)
+            pre_claim(ctx, presence, delivery, reach)
             reach.note(member, LIVE)
         else:
             reach.note(member, QUEUED)

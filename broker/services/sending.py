@@ -14,7 +14,14 @@ from django.utils import timezone
 
 from broker import conf, wire
 from broker.models import DeliveryState
-from broker.services.bulk import DeliveryRow, MessageRow, messages_by_client_id, pending_counts, rows_insert
+from broker.services.bulk import (
+    DeliveryRow,
+    MessageRow,
+    messages_by_client_id,
+    pending_counts,
+    rows_insert,
+    topic_history_row,
+)
 from broker.services.routing import (
     NO_PEER,
     RECIPIENT_FULL,
@@ -26,6 +33,7 @@ from broker.services.routing import (
     plan_multicast,
     routing_context,
 )
+from broker.services.topic_routing import is_topic_target, plan_topic, topic_routes
 from meshes.text import storable
 from protocol.ids import new_id
 from protocol.vocabulary import PRIORITIES, Priority, is_direct_target
@@ -72,9 +80,9 @@ def check_send(frame: dict[str, Any], sender: Sender) -> SendInput:
         not isinstance(client_message_id, str) or not CLIENT_MESSAGE_ID.fullmatch(client_message_id)
     ):
         raise SendRejected("invalid clientMessageId: 1-64 chars [A-Za-z0-9_.:-]", "parse_or_handler")
-    if target.startswith("#"):
-        raise SendRejected("topics are not supported by this broker", "no_recipient")
-    if not (target in ("*", "@all") or target.startswith("@") or is_direct_target(target)):
+    if target == "#":
+        raise SendRejected('topic "" not found', "no_recipient")
+    if not (target in ("*", "@all") or target[0] in "@#" or is_direct_target(target)):
         raise SendRejected(NO_PEER, "no_recipient")
     return SendInput(sender, target, str(priority), nonce, ciphertext, client_message_id)
 
@@ -88,6 +96,7 @@ class _Accepted:
     outcome: SendOutcome
     message: MessageRow
     rows: list[DeliveryRow]
+    topic_id: str | None = None
 
 
 @transaction.atomic
@@ -96,6 +105,7 @@ def messages_accept(*, inputs: list[SendInput], worker_id: str) -> list[SendOutc
     messages and deliveries."""
     now = timezone.now()
     ctx = routing_context(inputs=inputs, worker_id=worker_id, now=now)
+    topics = topic_routes(inputs=inputs)
     existing = messages_by_client_id(
         {(item.sender.member_id, item.client_message_id) for item in inputs if item.client_message_id}
     )
@@ -110,29 +120,34 @@ def messages_accept(*, inputs: list[SendInput], worker_id: str) -> list[SendOutc
             outcome.message_id = existing[(sender.member_id, item.client_message_id)]
             retries.append(outcome)
             continue  # idempotent retry: same messageId, no second delivery
+        route = topics.get((sender.mesh_id, item.target_spec[1:])) if is_topic_target(item.target_spec) else None
         message = MessageRow(
             id=new_id(),
             mesh_id=sender.mesh_id,
             sender_member_id=sender.member_id,
             sender_session_pubkey=sender.session_pubkey,
             sender_pubkey=sender.session_pubkey or sender.member_pubkey,
-            target_spec=item.target_spec,
+            target_spec=route.target_spec if route is not None else item.target_spec,  # a topic by its id
             priority=item.priority,
             nonce=item.nonce,
             ciphertext=item.ciphertext,
             client_message_id=item.client_message_id,
             created_at=now,
         )
-        plan = plan_direct if is_direct_target(item.target_spec) else plan_multicast
         try:
-            planned = plan(item, ctx, message.id, outcome.reach)
+            if is_topic_target(item.target_spec):
+                planned = plan_topic(item, ctx, route, message.id, outcome.reach)
+            elif is_direct_target(item.target_spec):
+                planned = plan_direct(item, ctx, message.id, outcome.reach)
+            else:
+                planned = plan_multicast(item, ctx, message.id, outcome.reach)
         except SendRejected as rejected:
             outcome.error, outcome.reject_reason = rejected.text, rejected.reason
             outcome.reach.clear()
             continue
         if item.client_message_id:
             existing[(sender.member_id, item.client_message_id)] = message.id
-        accepted.append(_Accepted(item, outcome, message, planned))
+        accepted.append(_Accepted(item, outcome, message, planned, route.topic_id if route is not None else None))
     _cap_waiting_rows(accepted)
     refused = {entry.message.id: entry.outcome for entry in accepted if entry.outcome.error is not None}
     for retry in retries:  # a retry of a send this batch refused is refused the same way, not given its id
@@ -141,15 +156,18 @@ def messages_accept(*, inputs: list[SendInput], worker_id: str) -> list[SendOutc
             retry.message_id = ""
     messages: list[MessageRow] = []
     deliveries: list[DeliveryRow] = []
+    history: list[tuple] = []
     for entry in accepted:
         if entry.outcome.error is not None:
             continue
         messages.append(entry.message)
+        if entry.topic_id is not None:
+            history.append(topic_history_row(entry.message, entry.topic_id))
         deliveries.extend(entry.rows)
         entry.outcome.fanout = len(entry.rows)
         entry.outcome.message_id = entry.message.id
         entry.outcome.frame = wire.message_push(entry.message)
-    rows_insert(messages=messages, deliveries=deliveries)
+    rows_insert(messages=messages, deliveries=deliveries, history=history)
     return outcomes
 
 

@@ -1,4 +1,4 @@
-"""Every write to meshes, members, invites and API keys, one module per entity. Views, the JSON API, the admin
+"""Every write to meshes, members, invites, API keys and topics, one module per entity. Views, the JSON API, the admin
 and the broker call these (as `services.<name>`) and hold no rules of their own."""
 
 from meshes.services.api_keys import (
@@ -23,6 +23,14 @@ from meshes.services.meshes import (
     mesh_create,
     mesh_rename,
 )
+from meshes.services.topics import (
+    topic_create,
+    topic_join,
+    topic_leave,
+    topic_mark_read,
+    topic_subscribe_general,
+    topic_subscribe_general_bulk,
+)
 
 __all__ = [
     "api_key_authenticate",
@@ -41,4 +49,10 @@ __all__ = [
     "mesh_archive",
     "mesh_create",
     "mesh_rename",
+    "topic_create",
+    "topic_join",
+    "topic_leave",
+    "topic_mark_read",
+    "topic_subscribe_general",
+    "topic_subscribe_general_bulk",
 ]

@@ -20,6 +20,7 @@ from meshes.errors import Conflict, Gone, NotFound, ServiceError
 from meshes.events import MeshEvent, MeshEventKind, publish_after_commit
 from meshes.models import Invite, Member, Mesh, Role, token_digest
 from meshes.services.checks import audit, check_int, printable, require_live_mesh, user_display_name
+from meshes.services.topics import topic_subscribe_general, topic_subscriptions_carry
 from protocol import invites as wire_invites
 from protocol.crypto import CryptoError, seal
 from protocol.encoding import HEX64, EncodingError, b64url_decode, b64url_encode
@@ -167,6 +168,7 @@ def _join_member(*, invite: Invite, pubkey: str | None, display_name: str, user=
         message_mode=preset.get("messageMode", "push"),
         invite=invite,
     )
+    topic_subscribe_general(member=member)
     audit_append(
         mesh_id=invite.mesh_id,
         event_type="member_joined",
@@ -293,6 +295,7 @@ def _retired_identity(mesh_id: str, new_pubkey: str, replaces: dict, *, keep: Me
         raise ServiceError("bad_replaces", "replaces: not signed by a live member of this mesh within 5 minutes")
     old.revoked_at = timezone.now()
     old.save(update_fields=["revoked_at"])
+    topic_subscriptions_carry(from_member=old, to_member=keep)
     publish_after_commit(MeshEvent(MeshEventKind.MEMBER_REVOKED, mesh_id, {"memberId": old.id}))
     return old
 

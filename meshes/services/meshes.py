@@ -15,6 +15,7 @@ from meshes.events import MeshEvent, MeshEventKind, publish_after_commit
 from meshes.keyvault import seal_secret
 from meshes.models import Member, Mesh, Role
 from meshes.services.checks import audit, clean_name, require_live_mesh, slugify_mesh_name, user_display_name
+from meshes.services.topics import topic_subscribe_general
 from protocol.crypto import SigningKeypair, random_key
 from protocol.encoding import b64url_encode
 from protocol.ids import is_id_fragment
@@ -35,6 +36,7 @@ def mesh_create(*, owner, name: str) -> Mesh:
     member = Member.objects.create(
         mesh=mesh, user=owner, display_name=user_display_name(owner), role=Role.OWNER
     )
+    topic_subscribe_general(member=member)
     audit(Actor(mesh=mesh, member=member), "mesh_created", {"name": cleaned})
     return mesh
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshes.models import Member, Role
+from meshes.services.topics import topic_subscribe_general
 from protocol.crypto import SigningKeypair
 from protocol.hello import hello_frame
 
@@ -24,6 +25,7 @@ class Identity:
 def new_identity(mesh, name: str = "peer", role: str = Role.MEMBER, **fields: Any) -> Identity:
     keypair = SigningKeypair.generate()
     member = Member.objects.create(mesh=mesh, pubkey=keypair.public_hex, display_name=name, role=role, **fields)
+    topic_subscribe_general(member=member)
     return Identity(member, keypair)
 
 

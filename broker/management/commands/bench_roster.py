@@ -69,6 +69,7 @@ class Command(BaseCommand):
         rows = [Member(mesh=mesh, pubkey=keys[m * peers + n].public_hex, display_name=f"peer-{n}", role=Role.MEMBER)
                 for m, mesh in enumerate(mesh_objs) for n in range(peers)]
         members = Member.objects.bulk_create(rows, batch_size=2000)
+        services.topic_subscribe_general_bulk(members=members)
         return [
             {
                 "meshId": mesh.id,

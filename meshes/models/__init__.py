@@ -1,0 +1,31 @@
+"""The meshes app's tables: meshes, members, invites, API keys and the audit log (`core`), topics (`topics`)."""
+
+from meshes.models.core import (
+    MANAGER_ROLES,
+    ApiKey,
+    ApiKeyCapability,
+    AuditEvent,
+    Invite,
+    Member,
+    Mesh,
+    Role,
+    token_digest,
+)
+from meshes.models.topics import Topic, TopicMember, TopicMessage, TopicRole, TopicVisibility
+
+__all__ = [
+    "MANAGER_ROLES",
+    "ApiKey",
+    "ApiKeyCapability",
+    "AuditEvent",
+    "Invite",
+    "Member",
+    "Mesh",
+    "Role",
+    "Topic",
+    "TopicMember",
+    "TopicMessage",
+    "TopicRole",
+    "TopicVisibility",
+    "token_digest",
+]
