@@ -8,18 +8,24 @@ import json
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from peer.config import MeshEntry
+from peer.config import MeshEntry, config_dir
 from peer.connection import SEND_TIMEOUT, MeshConnection
 from peer.connection_terms import HelloOptions, RequestFailed
 from peer.inbox import Inbox, InboxMessage, now_iso
+from peer.keyring import WAITING, KeyStore, ScopeKeys
+from peer.scope_messages import TOPIC_SCOPE_PREFIX, read_scope_message, scope_envelope
 from peer.targets import Target, resolve_target
+from peer.topics import Topics
 from protocol.crypto import SigningKeypair
-from protocol.envelope import open_push, seal_direct, seal_group
+from protocol.envelope import OpenedMessage, WireEnvelope, open_push, seal_direct, seal_group
+from protocol.keyring import MESH_SCOPE, scope_for_target, seal_scope
 from protocol.vocabulary import PRIORITIES
 
 PEER_CACHE_SECONDS = 30.0
+MAX_PER_MESSAGE_RECIPIENTS = 64  # a group this small keeps one key per message (CMG1); larger ones use the keyring
 
 
 def cli_session_id() -> str:
@@ -31,7 +37,8 @@ def cli_session_id() -> str:
 
 class MeshClient:
     def __init__(self, mesh: MeshEntry, options: HelloOptions, inbox: Inbox | None = None,
-                 session: SigningKeypair | None = None, spare_keys: Callable[[], list[SigningKeypair]] | None = None):
+                 session: SigningKeypair | None = None, spare_keys: Callable[[], list[SigningKeypair]] | None = None,
+                 keyring_dir: Path | None = None):
         self.mesh = mesh
         self.spare_keys = spare_keys  # this identity's other session keys, tried last (peer/session_slots.py)
         self.inbox = inbox
@@ -42,6 +49,10 @@ class MeshClient:
         # Names learnt from peer_joined/peer_returned events: a short-lived sender may be gone by the time
         # its message is read, so the live peer list alone cannot name it.
         self.known_names: dict[str, str] = {}
+        self.topics = Topics(self)
+        store = KeyStore(keyring_dir or (inbox.path.parent if inbox is not None else config_dir()), mesh.mesh_id)
+        self.keys = ScopeKeys(store=store, mesh_id=mesh.mesh_id, member_id=mesh.member_id, member=mesh.keypair,
+                              request=self.connection.request, members_of=self.scope_members)
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
@@ -123,6 +134,9 @@ class MeshClient:
     # --- sending ------------------------------------------------------------------------------------------
 
     async def resolve(self, to: str) -> Target:
+        if to.strip().startswith("#"):
+            topic = await self.topics.find(to)
+            return Target(spec=f"#{topic['id']}", multicast=True, label=f"#{topic['name']}", topic=str(topic["name"]))
         needs_roster = not (to.strip() == "*" or to.strip().startswith("@"))
         peers = await self.peers(include_self=True) if needs_roster else []
         members = await self.roster() if needs_roster else []
@@ -138,12 +152,7 @@ class MeshClient:
         # While disconnected, wait (up to the send timeout) rather than fail the peer/member lookups at once.
         await self.connection.wait_open(SEND_TIMEOUT)
         target = await self.resolve(to)
-        sender_secret = self.connection.session.secret_hex  # the broker labels our pushes with the session key
-        if target.multicast:
-            recipients = await self.multicast_recipients(target)
-            envelope = seal_group(text, recipient_pubkeys=recipients, sender_secret_hex=sender_secret)
-        else:
-            envelope = seal_direct(text, recipient_pubkey=target.seal_to or target.spec, sender_secret_hex=sender_secret)
+        envelope = await self.seal(target, text)
         ack = await self.connection.send(target.spec, envelope, priority=priority)
         result = {"messageId": ack.get("messageId", ""), "target": to, "targetSpec": target.spec, "label": target.label}
         for key in ("reach", "recipients", "sessionEnded", "queueFull"):
@@ -151,9 +160,50 @@ class MeshClient:
                 result[key] = ack[key]
         return result
 
+    async def seal(self, target: Target, text: str) -> WireEnvelope:
+        """Direct: to the member key. Topics, `*`, `@all` and large groups: the scope's keyring key (O(1) in the
+        members). Small groups, and any multicast through a broker without the keyring: one key per message."""
+        sender_secret = self.connection.session.secret_hex  # the broker labels our pushes with the session key
+        if not target.multicast:
+            return seal_direct(text, recipient_pubkey=target.seal_to or target.spec, sender_secret_hex=sender_secret)
+        scope = scope_for_target(target.spec)
+        recipients: list[str] | None = None
+        if target.group is not None or not self.broker_has_extensions:
+            recipients = await self.multicast_recipients(target)
+        if scope is None or not self.broker_has_extensions or (
+            recipients is not None and len(recipients) <= MAX_PER_MESSAGE_RECIPIENTS
+        ):
+            return seal_group(text, recipient_pubkeys=recipients or [], sender_secret_hex=sender_secret)
+        epoch, key = await self.keys.for_send(scope, await self.roster_keys())
+        nonce, ciphertext = seal_scope(text, mesh_id=self.mesh.mesh_id, scope=scope, epoch=epoch, key=key,
+                                       author=self.mesh.keypair)
+        return WireEnvelope(nonce=nonce, ciphertext=ciphertext)
+
+    async def scope_members(self, scope: str) -> dict[str, str]:
+        """member id → pubkey of who a scope's key is for, as the broker lists them."""
+        if scope.startswith(TOPIC_SCOPE_PREFIX):
+            return await self.topics.member_keys(scope[len(TOPIC_SCOPE_PREFIX):])
+        members = await self.members()
+        if scope == MESH_SCOPE:
+            return {str(m["memberId"]): str(m["pubkey"]) for m in members if m.get("pubkey") and m.get("memberId")}
+        group = scope.partition(":")[2]
+        inside = set(await self.multicast_recipients(Target(spec=f"@{group}", multicast=True, label=group, group=group)))
+        return {str(m["memberId"]): str(m["pubkey"]).lower() for m in members
+                if m.get("memberId") and str(m.get("pubkey", "")).lower() in inside}
+
+    async def roster_keys(self) -> set[str]:
+        """The member keys of the mesh (who may grant a key or author a message), refreshed every 30 s."""
+        stamp, rows = self._members_cache
+        if time.monotonic() - stamp > PEER_CACHE_SECONDS or not rows:
+            rows = await self.members()
+        return {str(m["pubkey"]).lower() for m in rows if m.get("pubkey")}
+
     async def multicast_recipients(self, target: Target) -> list[str]:
         """Member keys to wrap the message key for: every member (offline too) for * and @all; for @group the
         members whose default groups hold it plus the members of live sessions that joined it."""
+        if target.topic is not None:
+            keys = list((await self.topics.member_keys(target.spec[1:])).values())
+            return sorted({k.lower() for k in keys} | {self.mesh.pubkey})
         members = await self.members()
         if target.group is None:
             keys = [str(m.get("pubkey")) for m in members if m.get("pubkey")]
@@ -212,17 +262,41 @@ class MeshClient:
 
     # --- receiving ----------------------------------------------------------------------------------------
 
-    def read_push(self, frame: dict[str, Any]) -> InboxMessage:
+    async def open_message(self, *, sender_pubkey: str, nonce: str, ciphertext: str, sender_member_id: Any = None,
+                           target_spec: str | None = None, subtype: str | None = None) -> OpenedMessage:
+        """Any message, pushed or from a topic's history: keyring (CMS1) messages here, the rest by `open_push`."""
+        envelope = None if subtype == "system" or sender_pubkey == "system" else scope_envelope(ciphertext)
+        if envelope is None:
+            return open_push(sender_pubkey=sender_pubkey, nonce=nonce, ciphertext=ciphertext, own_keys=self.own_keys,
+                             subtype=subtype)
+        try:
+            roster = await self.roster_keys()
+            if envelope.author not in roster:  # a member who joined since the last look
+                roster = {str(m["pubkey"]).lower() for m in await self.members() if m.get("pubkey")}
+        except Exception:
+            roster = set()
+        author = None
+        if isinstance(sender_member_id, str) and sender_member_id:
+            member = next((m for m in self._members_cache[1] if m.get("memberId") == sender_member_id), None)
+            author = str(member["pubkey"]) if member is not None and member.get("pubkey") else None
+        reading = await read_scope_message(envelope, keys=self.keys, nonce=nonce, target_spec=target_spec,
+                                           author_pubkey=author, roster=roster)
+        return OpenedMessage(kind=reading.kind, plaintext=reading.plaintext, encrypted=True, failure=reading.failure)
+
+    async def read_push(self, frame: dict[str, Any]) -> InboxMessage:
         sender = str(frame.get("senderPubkey") or "")
         nonce = str(frame.get("nonce") or "")
         ciphertext = str(frame.get("ciphertext") or "")
         subtype = frame.get("subtype") if isinstance(frame.get("subtype"), str) else None
-        opened = open_push(sender_pubkey=sender, nonce=nonce, ciphertext=ciphertext, own_keys=self.own_keys, subtype=subtype)
+        target_spec = frame.get("targetSpec") if isinstance(frame.get("targetSpec"), str) else None
+        member_id = frame.get("senderMemberId")
+        opened = await self.open_message(sender_pubkey=sender, nonce=nonce, ciphertext=ciphertext,
+                                         sender_member_id=member_id, target_spec=target_spec, subtype=subtype)
         event_data = frame.get("eventData")
         plaintext = opened.plaintext
         if opened.kind == "system":
             plaintext = system_text(str(frame.get("event") or ""), event_data if isinstance(event_data, dict) else {})
-        member_id = frame.get("senderMemberId")
+        topic = await self.topics.name_of(target_spec[1:]) if target_spec and target_spec.startswith("#") else None
         return InboxMessage(
             mesh_id=str(frame.get("meshId") or self.mesh.mesh_id),
             mesh_slug=self.mesh.slug,
@@ -241,11 +315,15 @@ class MeshClient:
             subtype=subtype,
             event=frame.get("event") if isinstance(frame.get("event"), str) else None,
             event_data=json.dumps(event_data) if event_data not in (None, {}, "") else None,
+            topic=topic,
+            target_spec=target_spec,
         )
 
     async def _on_push(self, frame: dict[str, Any]) -> None:
-        message = self.read_push(frame)
+        message = await self.read_push(frame)
         data = frame.get("eventData")
+        if message.kind == "system" and isinstance(data, dict):
+            await self._on_system_event(message.event, data)
         if message.kind == "system" and isinstance(data, dict) and data.get("pubkey") and data.get("name"):
             self.known_names[str(data["pubkey"])] = str(data["name"])
         if message.kind != "system" and message.sender_pubkey:
@@ -254,8 +332,36 @@ class MeshClient:
         if self.inbox is not None and message.kind != "system":
             is_new = self.inbox.add(message)  # stored before the push is acknowledged to the broker
         if is_new:
-            for listener in self.listeners:
-                await listener(self, message)
+            await self._tell(message)
+
+    async def _tell(self, message: InboxMessage) -> None:
+        for listener in self.listeners:
+            await listener(self, message)
+
+    async def _on_system_event(self, event: str | None, data: dict[str, Any]) -> None:
+        """Keyring events: answer a member waiting for keys we hold; open what waited for keys we now have."""
+        scope = data.get("scope")
+        if not isinstance(scope, str):
+            return
+        if event == "key_requested" and isinstance(data.get("memberId"), str) and isinstance(data.get("pubkey"), str):
+            await self.keys.share(scope, data["memberId"], data["pubkey"])
+        elif event == "key_granted":
+            self.keys.granted(scope)
+            await self.reopen_waiting()
+
+    async def reopen_waiting(self) -> None:
+        """Messages stored while their key was missing, opened now (and shown as new)."""
+        if self.inbox is None:
+            return
+        for message in self.inbox.waiting_for_key(self.mesh.mesh_id, WAITING):
+            opened = await self.open_message(sender_pubkey=message.sender_pubkey, nonce=message.nonce,
+                                             ciphertext=message.ciphertext, sender_member_id=message.sender_member_id,
+                                             target_spec=message.target_spec)
+            if opened.failure == WAITING:
+                continue
+            message.plaintext, message.failure = opened.plaintext, opened.failure
+            self.inbox.reopened(message)
+            await self._tell(message)
 
 
 def _has_key(peer: dict[str, Any], pubkey: str) -> bool:

@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS message (
     subtype       TEXT,
     event         TEXT,
     event_data    TEXT,
+    topic         TEXT,
+    target_spec   TEXT,
     read_at       TEXT,
     UNIQUE (mesh_id, message_id)
 );
@@ -67,6 +69,8 @@ class InboxMessage:
     event: str | None = None
     event_data: str | None = None
     sender_member_id: str | None = None  # the person who wrote it (broker's `senderMemberId`), whatever session
+    topic: str | None = None  # the topic's name, for a topic message
+    target_spec: str | None = None  # where a multicast or topic message was sent (`*`, `@group`, `#<topicId>`)
     read_at: str | None = None
     seq: int | None = None
 
@@ -87,6 +91,7 @@ class InboxMessage:
             "plaintext": self.plaintext,
             "kind": self.kind,
             "decryptError": self.failure,
+            **({"topic": self.topic} if self.topic else {}),
             **({"subtype": self.subtype} if self.subtype else {}),
             **({"event": self.event} if self.event else {}),
         }
@@ -103,8 +108,9 @@ class Inbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
         columns = {row["name"] for row in self._db.execute("PRAGMA table_info(message)")}
-        if "sender_member_id" not in columns:  # an inbox written by an earlier version
-            self._db.execute("ALTER TABLE message ADD COLUMN sender_member_id TEXT")
+        for added in ("sender_member_id", "topic", "target_spec"):  # an inbox written by an earlier version
+            if added not in columns:
+                self._db.execute(f"ALTER TABLE message ADD COLUMN {added} TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -153,6 +159,17 @@ class Inbox:
                              [(when, m.seq) for m in messages if m.seq is not None])
         for message in messages:
             message.read_at = message.read_at or when
+
+    def waiting_for_key(self, mesh_id: str, failure: str) -> list[InboxMessage]:
+        """Messages kept because their scope key had not arrived (`failure` is the waiting text)."""
+        rows = self._db.execute("SELECT * FROM message WHERE mesh_id = ? AND failure = ? ORDER BY seq", (mesh_id, failure))
+        return [InboxMessage(**dict(row)) for row in rows.fetchall()]
+
+    def reopened(self, message: InboxMessage) -> None:
+        """A waiting message opened: its text replaces the failure, and it counts as unread again."""
+        self._db.execute("UPDATE message SET plaintext = ?, failure = ?, read_at = NULL WHERE seq = ?",
+                         (message.plaintext, message.failure, message.seq))
+        message.read_at = None
 
     def _select(self, where: str, mesh_slug: str | None) -> list[InboxMessage]:
         sql = f"SELECT * FROM message WHERE {where}"

@@ -35,6 +35,7 @@ class Target:
     label: str  # how to describe it to a human
     group: str | None = None  # group name for @group (None for * and @all)
     seal_to: str | None = None  # the key a direct message is encrypted to (the recipient's member key)
+    topic: str | None = None  # the topic's name for `#<topicId>`
 
 
 def _candidate(member: dict[str, Any]) -> str:
@@ -54,8 +55,6 @@ def resolve_target(to: str, peers: list[dict[str, Any]], members: list[dict[str,
         if not GROUP_NAME.fullmatch(name):
             raise TargetError(f"invalid group name {value!r}", "invalid")
         return Target(spec=value, multicast=True, label=value, group=name)
-    if value.startswith("#"):
-        raise TargetError("topics (#name) are not supported by this client; use @group or *", "invalid")
     members = members or []
     sessions = [p for p in peers if p.get("pubkey") != own_session_pubkey]
     target = _by_name(value, sessions, members)
