@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from meshes.models import Topic, TopicMember, TopicMessage
-from meshes.services.topics import topic_join
 from meshes.selectors import actor_for_member
+from meshes.services.topics import topic_join
 from tests.broker.test_messaging import sent
 from tests.support.sockets import db
 
