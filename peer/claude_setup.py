@@ -37,10 +37,9 @@ from peer.claude_files import (
     write_json,
 )
 from peer.config import atomic_write_text
+from peer.mcp_tools import TOOL_NAMES
 
 SERVER_NAME = "claudemesh"
-TOOL_NAMES = ("list_peers", "list_members", "send_message", "check_messages", "set_summary", "set_status",
-              "message_status", "whoami")
 ALLOWED_TOOLS = tuple(f"mcp__{SERVER_NAME}__{name}" for name in TOOL_NAMES)
 WAKE_TIMEOUT_SECONDS = 3600
 # (event, hook action, extra keys of the hook entry)

@@ -14,6 +14,7 @@ from peer.cli_admin import cmd_apikey_create, cmd_apikey_list, cmd_apikey_revoke
 from peer.cli_context import Context, Parser, config_groups, run_async, with_client
 from peer.cli_identity import cmd_join, cmd_leave, cmd_list, cmd_rename, cmd_whoami
 from peer.cli_inbox import cmd_inbox, cmd_watch
+from peer.cli_topics import cmd_topic
 from peer.connection_terms import CLI_CHANNEL
 from peer.describe import describe_member, describe_message_status, describe_send, nobody_reached
 from peer.hook import run_hook
@@ -264,7 +265,7 @@ def build_parser() -> Parser:
     add("peers", cmd_peers, "who is online")
     add("members", cmd_members, "every member of the mesh, online or not")
     p = add("send", cmd_send, "send a message (end-to-end encrypted)")
-    p.add_argument("to", help="member or session name, unique prefix of a member id or pubkey, @group, @all or *")
+    p.add_argument("to", help="member or session name, unique prefix of a member id or pubkey, @group, @all, * or #topic")
     p.add_argument("message", nargs="+")
     p.add_argument("--priority", choices=PRIORITIES, default="next")
     p = add("inbox", cmd_inbox, "messages received")
@@ -295,6 +296,25 @@ def build_parser() -> Parser:
     q = apikey.add_parser("revoke", parents=[common])
     q.set_defaults(handler=cmd_apikey_revoke)
     q.add_argument("id", help="full id or unique prefix")
+    p = add("topic", None, "topics: named conversations with an encrypted history")
+    topic = p.add_subparsers(dest="action", metavar="<create|list|join|leave|members|history|read>",
+                             parser_class=Parser, required=True)
+    q = topic.add_parser("create", parents=[common])
+    q.add_argument("name")
+    q.add_argument("--description")
+    q.add_argument("--visibility", choices=("public", "private", "dm"))
+    topic.add_parser("list", parents=[common])
+    q = topic.add_parser("join", parents=[common])
+    q.add_argument("topic", help="#name, name or id")
+    q.add_argument("--role", choices=("lead", "member", "observer"))
+    for verb in ("leave", "members", "read"):
+        topic.add_parser(verb, parents=[common]).add_argument("topic", help="#name, name or id")
+    q = topic.add_parser("history", parents=[common])
+    q.add_argument("topic", help="#name, name or id")
+    q.add_argument("--limit", type=int, default=50, help="1-200 messages (newest)")
+    q.add_argument("--before", help="only messages older than this message id")
+    for parser_of_verb in topic.choices.values():
+        parser_of_verb.set_defaults(handler=cmd_topic)
     p = add("message-status", cmd_message_status, "delivery status of a sent message", aliases=("msg-status",))
     p.add_argument("id", help="the message id or a unique prefix of it (at least 6 characters, as `send` prints)")
     p = add("group", cmd_group, "join or leave a group (kept in the config)")

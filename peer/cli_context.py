@@ -166,7 +166,8 @@ def run_async(coro: Awaitable[Any], *, forever: bool = False) -> Any:
     except ConnectionUnavailable as exc:
         raise CliError(str(exc), NETWORK_ERROR, hint="check the broker URL and your network; `claudemesh doctor`") from exc
     except RequestFailed as exc:
-        code = PERMISSION_DENIED if exc.code in ("forbidden", "unauthorized") else FAILURE
+        code = {"forbidden": PERMISSION_DENIED, "unauthorized": PERMISSION_DENIED, "topic_not_found": NOT_FOUND}.get(
+            exc.code, FAILURE)
         raise CliError(f"broker refused: {exc}", code, code=exc.code) from exc
     except TargetError as exc:
         code = INVALID_ARGS if exc.kind in ("ambiguous", "invalid") else NOT_FOUND

@@ -9,7 +9,7 @@ import sys
 from peer.cli_context import CONNECT_TIMEOUT, Context, run_async, with_client
 from peer.client import MeshClient
 from peer.describe import local_time, sender_label
-from peer.inbox import InboxMessage, now_iso
+from peer.inbox import WAITING, InboxMessage, now_iso
 from peer.output import INTERRUPTED_BY_SIGINT, INTERRUPTED_BY_SIGTERM, CliError, Output
 from peer.session_slots import claim_slot
 
@@ -47,9 +47,19 @@ def cmd_inbox(ctx: Context) -> int:
 def print_message(out: Output, message: InboxMessage) -> None:
     sender = sender_label(message)
     tag = {"direct": "→ direct", "group": "group", "broadcast": "broadcast (plaintext)"}.get(message.kind, message.kind)
+    if message.topic:
+        tag = f"#{message.topic}" + (", not encrypted" if message.kind == "broadcast" else "")
     out.line(f"{sender} [{tag}] [{message.priority}] {local_time(message.created_at)}  ({message.mesh_slug})")
-    out.line(message.plaintext if message.plaintext is not None else f"[undecryptable: {message.failure}]")
+    out.line(message_text(message))
     out.line()
+
+
+def message_text(message: InboxMessage) -> str:
+    if message.plaintext is not None:
+        return message.plaintext
+    if message.failure == WAITING:
+        return f"[{WAITING}: it opens when one is]"
+    return f"[undecryptable: {message.failure}]"
 
 
 def cmd_watch(ctx: Context) -> int:

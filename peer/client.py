@@ -14,8 +14,8 @@ from typing import Any
 from peer.config import MeshEntry, config_dir
 from peer.connection import SEND_TIMEOUT, MeshConnection
 from peer.connection_terms import HelloOptions, RequestFailed
-from peer.inbox import Inbox, InboxMessage, now_iso
-from peer.keyring import WAITING, KeyStore, ScopeKeys
+from peer.inbox import WAITING, Inbox, InboxMessage, now_iso
+from peer.keyring import KeyStore, ScopeKeys
 from peer.scope_messages import TOPIC_SCOPE_PREFIX, read_scope_message, scope_envelope
 from peer.targets import Target, resolve_target
 from peer.topics import Topics

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from peer.inbox import InboxMessage
+from peer.inbox import WAITING, InboxMessage
 
 STATE_WORDS = {
     "live": "delivered to a live session",
@@ -25,7 +25,7 @@ def describe_send(result: dict[str, Any]) -> str:
         return f"sent to {label} (this broker does not say whether it was delivered) · id {short_id}"
     recipients = [r for r in result.get("recipients") or [] if isinstance(r, dict)]
     ended = " (that session has ended: its member's next session gets it)" if result.get("sessionEnded") else ""
-    if len(recipients) == 1 and not result.get("queueFull") and not str(result.get("targetSpec", "")).startswith(("@", "*")):
+    if len(recipients) == 1 and not result.get("queueFull") and not str(result.get("targetSpec", "")).startswith(("@", "*", "#")):
         recipient = recipients[0]
         words = STATE_WORDS.get(str(recipient.get("state")), str(recipient.get("state")))
         return f"{recipient.get('name') or label}: {words}{ended} · id {short_id}"
@@ -40,12 +40,19 @@ def describe_send(result: dict[str, Any]) -> str:
         parts.append(f"{result['queueFull']} not queued (their queue of your messages is full)")
     if not recipients:
         parts = ["nobody received it (no member matches)"]
+    if _to_topic(result):  # offline members read it in the history, with an unread count
+        parts = [p for p in parts if not p.startswith("nobody")] or ["no other member online"]
+        parts.append("kept in the topic's history")
     return f"{label}: " + ", ".join(parts) + f"{ended} · id {short_id}"
 
 
 def nobody_reached(result: dict[str, Any]) -> bool:
     reach = result.get("reach")
-    return isinstance(reach, dict) and not result.get("recipients")
+    return isinstance(reach, dict) and not result.get("recipients") and not _to_topic(result)
+
+
+def _to_topic(result: dict[str, Any]) -> bool:
+    return str(result.get("targetSpec", "")).startswith("#")
 
 
 def local_time(iso: str | None) -> str:
@@ -93,6 +100,8 @@ def sender_label(message: InboxMessage) -> str:
 def message_body(message: InboxMessage) -> str:
     if message.plaintext is not None:
         return message.plaintext
+    if message.failure == WAITING:
+        return f"⏳ {WAITING}: it opens when one is (check_messages again later)"
     sender = f"{message.sender_pubkey[:12]}…" if message.sender_pubkey else "unknown sender"
     return f"⚠ message from {sender} failed to decrypt ({message.failure or 'tampered or wrong keypair'})"
 
@@ -102,6 +111,7 @@ def messages_text(messages: list[InboxMessage]) -> str:
     blocks = []
     for message in messages:
         tag = " [REMINDER]" if message.subtype == "reminder" else ""
+        tag += f" in #{message.topic}" if message.topic else ""
         blocks.append(f"[{message.mesh_slug}]{tag} from {sender_label(message)} ({message.sender_pubkey[:12]}…, "
                       f"{message.kind}, {message.priority}, {message.created_at}):\n{message_body(message)}")
     return f"{len(messages)} new message(s):\n\n" + "\n\n---\n\n".join(blocks)

@@ -16,6 +16,8 @@ from typing import Any
 from protocol.encoding import iso_ms
 
 INBOX_FILE = "inbox.sqlite3"
+# The failure of a keyring message whose key has not arrived: kept, and opened once it does.
+WAITING = "waiting for a key from an online member"
 
 
 def now_iso() -> str:

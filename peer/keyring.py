@@ -30,7 +30,6 @@ KEYRING_DIR = "keyring"
 WRAPS_PER_FRAME = 128
 GRANT_WAIT_SECONDS = 5.0  # a sender without the current key waits this long for a holder before starting a new epoch
 REQUEST_EVERY_SECONDS = 60.0  # a reader asks again for a scope's keys at most this often
-WAITING = "waiting for a key from an online member"
 
 Members = dict[str, str]  # member id → ed25519 pubkey
 MembersOf = Callable[[str], Awaitable[Members]]  # scope → its members (as the broker says)

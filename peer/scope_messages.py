@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from peer.keyring import WAITING, ScopeKeys
+from peer.inbox import WAITING
+from peer.keyring import ScopeKeys
 from protocol.encoding import EncodingError, b64_decode
 from protocol.keyring import KeyringError, ScopeEnvelope, open_scope, parse_scope, scope_for_target
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from peer.connection_terms import RequestFailed
+from peer.targets import TargetError
 
 if TYPE_CHECKING:
     from peer.client import MeshClient
@@ -13,10 +13,10 @@ if TYPE_CHECKING:
 HISTORY_PAGE = 200
 
 
-class TopicNotFound(RequestFailed):
+class TopicNotFound(TargetError):
     def __init__(self, ref: str, known: list[str]):
         listed = ", ".join(f"#{name}" for name in known) or "none"
-        super().__init__("topic_not_found", f'topic "{ref}" not found. topics: {listed}')
+        super().__init__(f'topic "{ref}" not found. topics: {listed}', "not_found")
 
 
 class Topics:

@@ -184,7 +184,7 @@ def test_mcp_session_lists_calls_and_receives_channel_notifications(e2e_server, 
             assert "untrusted" in (init.instructions or "")
             tools = {tool.name for tool in (await session.list_tools()).tools}
             assert tools == {"list_peers", "list_members", "send_message", "check_messages", "set_summary",
-                             "set_status", "message_status", "whoami"}
+                             "set_status", "message_status", "topics", "whoami"}
 
             async def call(name, args=None):
                 result = await session.call_tool(name, args or {})

@@ -14,8 +14,8 @@ import pytest
 from peer.client import MeshClient
 from peer.config import ConfigStore
 from peer.connection_terms import HelloOptions
-from peer.inbox import Inbox
-from peer.keyring import WAITING, KeyStore
+from peer.inbox import WAITING, Inbox
+from peer.keyring import KeyStore
 from protocol.encoding import b64_decode, b64_encode
 from protocol.keyring import open_scope, parse_scope, topic_scope
 
