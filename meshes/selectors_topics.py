@@ -12,8 +12,8 @@ from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
 from meshes.actors import Actor
-from meshes.errors import Forbidden
-from meshes.models import Topic, TopicMember, TopicMessage, TopicVisibility
+from meshes.errors import Forbidden, NotFound
+from meshes.models import Topic, TopicMember, TopicMessage, TopicRole, TopicVisibility
 
 TOPIC_ID = re.compile(r"^[A-Za-z0-9_-]{20,}$")
 HISTORY_DEFAULT, HISTORY_MAX = 50, 200
@@ -44,10 +44,7 @@ class TopicListing:
 def topics_for_member(*, actor: Actor) -> list[TopicListing]:
     """Public topics, and the private ones the caller is in (managers see all), sorted by name."""
     member_id = actor.member_id
-    topics = Topic.objects.filter(mesh=actor.mesh, archived_at=None)
-    if not actor.is_manager:
-        topics = topics.filter(Q(visibility=TopicVisibility.PUBLIC) | Q(subscriptions__member_id=member_id)).distinct()
-    topics = _with_counts(topics)
+    topics = _with_counts(_visible_topics(actor))
     mine = {s.topic_id: s for s in TopicMember.objects.filter(member_id=member_id, topic__mesh=actor.mesh)}
     listings = []
     for topic in topics.order_by("name"):
@@ -55,6 +52,22 @@ def topics_for_member(*, actor: Actor) -> list[TopicListing]:
         unread = _unread(topic, subscription, member_id) if subscription is not None else 0
         listings.append(TopicListing(topic, topic.member_count, subscription is not None, unread, topic.last_activity))
     return listings
+
+
+def _visible_topics(actor: Actor):
+    topics = Topic.objects.filter(mesh=actor.mesh, archived_at=None)
+    if actor.is_manager:
+        return topics
+    mine = TopicMember.objects.filter(member_id=actor.member_id).values("topic_id")
+    return topics.filter(Q(visibility=TopicVisibility.PUBLIC) | Q(pk__in=mine))
+
+
+def topic_for_page(*, actor: Actor, topic_id: str) -> Topic:
+    """A topic the actor may see (a private one: its members and the managers), else NotFound."""
+    topic = _visible_topics(actor).filter(pk=topic_id).first()
+    if topic is None:
+        raise NotFound("topic_not_found", "no such topic in this mesh")
+    return topic
 
 
 def _unread(topic: Topic, subscription: TopicMember, member_id: str | None) -> int:
@@ -78,6 +91,15 @@ def topic_member_ids(*, topic_ids: set[str]) -> dict[str, set[str]]:
     for topic_id, member_id in rows:
         members[topic_id].add(member_id)
     return members
+
+
+def may_manage_topic(*, actor: Actor, topic: Topic) -> bool:
+    """Managers and the topic's leads add and remove its members."""
+    if actor.is_manager:
+        return True
+    return actor.member_id is not None and TopicMember.objects.filter(
+        topic=topic, member_id=actor.member_id, role=TopicRole.LEAD
+    ).exists()
 
 
 def require_topic_reader(*, actor: Actor, topic: Topic) -> None:
@@ -130,6 +152,8 @@ class TopicOverview:
 
 
 def topics_overview(*, actor: Actor) -> list[TopicOverview]:
-    """The dashboard's view: counts and times only (the server cannot read a topic's content)."""
-    topics = _with_counts(Topic.objects.filter(mesh=actor.mesh, archived_at=None), messages=True).order_by("name")
+    """The dashboard's view: counts and times only (the server cannot read a topic's content). Private topics
+    show to their members and to managers."""
+    topics = _visible_topics(actor)
+    topics = _with_counts(topics, messages=True).order_by("name")
     return [TopicOverview(t, t.member_count, t.message_count, t.last_activity) for t in topics]

@@ -14,7 +14,7 @@ from meshes.actors import Actor
 from meshes.errors import Forbidden, NotFound, ServiceError
 from meshes.models import Member, Role, Topic, TopicMember, TopicRole, TopicVisibility
 from meshes.models.topics import GENERAL_TOPIC
-from meshes.selectors_topics import topic_for_ref
+from meshes.selectors_topics import may_manage_topic, topic_for_ref
 from meshes.services.checks import audit, printable, require_live_mesh
 
 TOPIC_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,49}$")
@@ -89,14 +89,6 @@ def _subscribe(topic: Topic, member: Member, role: str) -> TopicMember:
     return subscription
 
 
-def _may_manage(actor: Actor, topic: Topic) -> bool:
-    if actor.is_manager:
-        return True
-    return actor.member is not None and TopicMember.objects.filter(
-        topic=topic, member=actor.member, role=TopicRole.LEAD
-    ).exists()
-
-
 @transaction.atomic
 def topic_join(*, actor: Actor, topic_ref: Any, role: Any = None, member_id: Any = None) -> TopicMember:
     """The caller joins (any public topic), or a lead or manager adds `member_id` (any topic)."""
@@ -106,10 +98,10 @@ def topic_join(*, actor: Actor, topic_ref: Any, role: Any = None, member_id: Any
     if member_id is None or (caller is not None and member_id == caller.id):
         if caller is None:
             raise ServiceError("invalid_args", "memberId is required")
-        if topic.visibility != TopicVisibility.PUBLIC and not _may_manage(actor, topic):
+        if topic.visibility != TopicVisibility.PUBLIC and not may_manage_topic(actor=actor, topic=topic):
             raise Forbidden("forbidden", f'"{topic.name}" is {topic.visibility}: a lead or an admin adds its members')
         return _subscribe(topic, caller, chosen)
-    if not _may_manage(actor, topic):
+    if not may_manage_topic(actor=actor, topic=topic):
         raise Forbidden("forbidden", "only a topic lead or a mesh admin can add someone else")
     member = Member.objects.filter(mesh=actor.mesh, pk=member_id, revoked_at=None).first()
     if member is None:
@@ -127,7 +119,7 @@ def topic_leave(*, actor: Actor, topic_ref: Any, member_id: Any = None) -> bool:
         member = _require_member(actor)
         removed, _ = TopicMember.objects.filter(topic=topic, member=member).delete()
         return bool(removed)
-    if not _may_manage(actor, topic):
+    if not may_manage_topic(actor=actor, topic=topic):
         raise Forbidden("forbidden", "only a topic lead or a mesh admin can remove someone else")
     removed, _ = TopicMember.objects.filter(topic=topic, member_id=member_id).delete()
     if removed:
