@@ -49,7 +49,8 @@ class MeshClient:
         # Names learnt from peer_joined/peer_returned events: a short-lived sender may be gone by the time
         # its message is read, so the live peer list alone cannot name it.
         self.known_names: dict[str, str] = {}
-        self.topics = Topics(self)
+        self.topics = Topics(request=self.connection.request, open_message=self.open_message,
+                             sender_name=self.sender_name)
         store = KeyStore(keyring_dir or (inbox.path.parent if inbox is not None else config_dir()), mesh.mesh_id)
         self.keys = ScopeKeys(store=store, mesh_id=mesh.mesh_id, member_id=mesh.member_id, member=mesh.keypair,
                               request=self.connection.request, members_of=self.scope_members)

@@ -55,6 +55,8 @@ def resolve_target(to: str, peers: list[dict[str, Any]], members: list[dict[str,
         if not GROUP_NAME.fullmatch(name):
             raise TargetError(f"invalid group name {value!r}", "invalid")
         return Target(spec=value, multicast=True, label=value, group=name)
+    if value.startswith("#"):  # topics resolve against the topic list (peer.topics), not people
+        raise TargetError(f"{value!r} is a topic: resolve it with the mesh's topic list", "invalid")
     members = members or []
     sessions = [p for p in peers if p.get("pubkey") != own_session_pubkey]
     target = _by_name(value, sessions, members)

@@ -3,12 +3,10 @@ members, mark read, and read its history, every message opened with the keyring 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from peer.targets import TargetError
-
-if TYPE_CHECKING:
-    from peer.client import MeshClient
 
 HISTORY_PAGE = 200
 
@@ -20,12 +18,15 @@ class TopicNotFound(TargetError):
 
 
 class Topics:
-    def __init__(self, client: MeshClient):
-        self.client = client
-        self._names: dict[str, str] = {}  # topic id → name, learnt from every list
+    """`request` is the connection's; `open_message` and `sender_name` are the client's (how any message is opened
+    and its sender named), so a history page reads exactly as pushed messages do."""
 
-    async def _request(self, frame: dict[str, Any], reply: str) -> dict[str, Any]:
-        return await self.client.connection.request(frame, reply)
+    def __init__(self, *, request: Callable[..., Awaitable[dict[str, Any]]], open_message: Callable[..., Awaitable[Any]],
+                 sender_name: Callable[[str, Any], Awaitable[str]]):
+        self._request = request
+        self._open_message = open_message
+        self._sender_name = sender_name
+        self._names: dict[str, str] = {}  # topic id → name, learnt from every list
 
     async def list(self) -> list[dict[str, Any]]:
         reply = await self._request({"type": "topic_list"}, "topic_list_response")
@@ -92,7 +93,7 @@ class Topics:
         for raw in reply.get("messages") or []:
             if not isinstance(raw, dict):
                 continue
-            opened = await self.client.open_message(
+            opened = await self._open_message(
                 sender_pubkey=str(raw.get("senderPubkey") or ""), nonce=str(raw.get("nonce") or ""),
                 ciphertext=str(raw.get("ciphertext") or ""), sender_member_id=raw.get("senderMemberId"),
                 target_spec=f"#{topic_id}" if topic_id else None,
@@ -101,7 +102,7 @@ class Topics:
                 "id": raw.get("id"),
                 "createdAt": raw.get("createdAt"),
                 "senderMemberId": raw.get("senderMemberId"),
-                "senderName": await self.client.sender_name(str(raw.get("senderPubkey") or ""), raw.get("senderMemberId")),
+                "senderName": await self._sender_name(str(raw.get("senderPubkey") or ""), raw.get("senderMemberId")),
                 "kind": opened.kind,
                 "encrypted": opened.encrypted,
                 "text": opened.plaintext,
