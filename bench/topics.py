@@ -4,7 +4,7 @@
     python -m bench.topics history --roster R --url U [--fill 100000] [--reads 200]
 
 fanout: every roster member connects (all are in `general`); `--senders` of them each send `--msgs` messages to
-`#general` as fast as acks allow; every other connected member gets each one live. Reports deliveries/s and the
+`#general` as fast as acks allow (or `--rate` a second); every other connected member gets each one live. Reports deliveries/s and the
 send→push latency percentiles over every delivery.
 history: one member fills `general` with `--fill` messages, then reads `--reads` pages of 200 (`topic_history`
 with `beforeId` at random points); reports the page latency percentiles.
@@ -54,8 +54,8 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99), "max_ms": round(ordered[-1] * 1000, 1)}
 
 
-async def send_many(ws, count: int, label: str, sent_at: dict[str, float] | None = None) -> list[str]:
-    """`count` sends to #general, at most PIPELINE unanswered; the acked message ids, in order."""
+async def send_many(ws, count: int, label: str, sent_at: dict[str, float] | None = None, rate: float = 0) -> list[str]:
+    """`count` sends to #general, at most PIPELINE unanswered (and `rate` a second, when set); the acked ids."""
     ids: list[str] = []
     window = asyncio.Semaphore(PIPELINE)
     acked = asyncio.Event()
@@ -71,7 +71,10 @@ async def send_many(ws, count: int, label: str, sent_at: dict[str, float] | None
         acked.set()
 
     task = asyncio.create_task(reader())
+    begun = time.monotonic()
     for n in range(count):
+        if rate:
+            await asyncio.sleep(max(0.0, begun + n / rate - time.monotonic()))
         await window.acquire()
         stamp = f"{label}-{n}"
         if sent_at is not None:
@@ -109,7 +112,7 @@ async def fanout(args) -> dict:
 
     listeners = [asyncio.create_task(listen(ws)) for ws in receivers]
     started = time.monotonic()
-    await asyncio.gather(*(send_many(ws, args.msgs, f"s{i}", sent_at) for i, ws in enumerate(senders)))
+    await asyncio.gather(*(send_many(ws, args.msgs, f"s{i}", sent_at, args.rate) for i, ws in enumerate(senders)))
     try:
         await asyncio.wait_for(done.wait(), args.timeout)
     except TimeoutError:
@@ -157,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", required=True)
     parser.add_argument("--senders", type=int, default=5)
     parser.add_argument("--msgs", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=0, help="fanout: messages/s per sender (default: flat out)")
     parser.add_argument("--fill", type=int, default=100_000)
     parser.add_argument("--reads", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=120.0)
