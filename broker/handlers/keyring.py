@@ -68,7 +68,7 @@ async def handle_key_request(conn, frame) -> None:
     await conn.send_frame(
         wire.with_req_id(wire_keyring.key_request_ack(scope, holders=len(outcome.holders), online=online), frame)
     )
-    if outcome.holders:
+    if outcome.holders and outcome.notify:
         event = wire_keyring.key_requested(conn.mesh_id, scope=scope, member_id=conn.member_id, pubkey=conn.member_pubkey)
         await get_worker().fanout.broadcast(conn.mesh_id, event, only_member_ids=outcome.holders)
 

@@ -5,9 +5,11 @@ stores the rest as opaque blobs; first writer wins, nothing is ever replaced."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from broker.models import KeyRequest, KeyWrap, ScopeEpoch
 from broker.selectors_keyring import current_epoch, holds_epoch, scope_holder_ids, scope_member_keys
@@ -106,13 +108,22 @@ def _start_epoch(member: Member, scope: str, epoch: int) -> None:
 
 @dataclass(frozen=True)
 class KeyRequestOutcome:
-    holders: set[str]  # members who can answer: the request is pushed to their live sessions
+    holders: set[str]  # members who can answer
+    notify: bool  # push the request to their live sessions (not again within REQUEST_REPEAT_SECONDS)
+
+
+REQUEST_REPEAT_SECONDS = 30  # a repeated request within this is stored but not pushed again: no request floods
 
 
 @transaction.atomic
 def key_request(*, member: Member, scope: Any) -> KeyRequestOutcome:
     """The caller waits for the scope's keys; kept until a holder shares them."""
     _scope_members(member, scope)
-    KeyRequest.objects.get_or_create(mesh_id=member.mesh_id, scope=scope, member=member)
+    now = timezone.now()
+    request, created = KeyRequest.objects.get_or_create(mesh_id=member.mesh_id, scope=scope, member=member)
+    notify = created or request.created_at <= now - timedelta(seconds=REQUEST_REPEAT_SECONDS)
+    if notify and not created:
+        request.created_at = now
+        request.save(update_fields=["created_at"])
     holders = scope_holder_ids(mesh_id=member.mesh_id, scope=scope) - {member.id}
-    return KeyRequestOutcome(holders=holders)
+    return KeyRequestOutcome(holders=holders, notify=notify)

@@ -117,3 +117,14 @@ async def test_a_holder_who_was_offline_hears_of_the_request_at_its_next_hello(m
     back = await connect(alice)
     asked = await back.expect_event("key_requested")
     assert asked["eventData"]["memberId"] == bob.member.id
+
+
+async def test_a_repeated_request_is_not_pushed_to_holders_again_at_once(mesh, make_member, connect):
+    alice, bob = await db(make_member)("alice"), await db(make_member)("bob")
+    a, b = await connect(alice), await connect(bob)
+    await put(a, "mesh", 1, wraps_for(new_scope_key(), mesh.id, "mesh", 1, alice, [alice]), create=True)
+    for _ in range(5):
+        assert (await request(b, {"type": "key_request", "scope": "mesh"}, "key_request_ack"))["holders"] == 1
+    await a.expect_event("key_requested")
+    await a.expect_nothing(lambda f: f.get("event") == "key_requested")
+    assert await db(KeyRequest.objects.count)() == 1

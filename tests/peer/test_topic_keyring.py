@@ -48,12 +48,13 @@ def joined(e2e_server, make_peer, name: str):
 class Member:
     """A peer's Python client (the SDK bots use) with its own config dir: inbox and keyring there."""
 
-    def __init__(self, peer):
+    def __init__(self, peer, groups: list[str] = ()):
         self.peer = peer
         self.entry = ConfigStore(peer.config_dir).load().meshes[0]
         self.inbox = Inbox(peer.config_dir)
-        self.client = MeshClient(self.entry, HelloOptions(display_name=peer.name, session_id=f"test-{peer.name}"),
-                                 inbox=self.inbox)
+        options = HelloOptions(display_name=peer.name, session_id=f"test-{peer.name}",
+                               groups=[{"name": name} for name in groups])
+        self.client = MeshClient(self.entry, options, inbox=self.inbox)
 
     async def __aenter__(self) -> Member:
         self.client.start()
@@ -222,3 +223,52 @@ def test_a_broadcast_to_a_thousand_members_fits_one_small_envelope_and_opens(e2e
     assert ack["reach"]["queued"] == 998 and ack["reach"]["live"] == 1
     assert message.kind == "group" and message.failure is None
     assert len(message.ciphertext) + len(message.nonce) < 8 * 1024
+
+
+def test_leaving_a_topic_rotates_its_key_for_the_next_message(e2e_server, make_peer):
+    alice_peer, bob_peer = (joined(e2e_server, make_peer, n) for n in ("alice", "bob"))
+
+    async def scenario():
+        async with Member(alice_peer) as alice, Member(bob_peer) as bob:
+            topic_id = (await alice.client.topics.create("core"))["topic"]["id"]
+            await bob.client.topics.join("core")
+            await alice.client.send_text("#core", "before bob left")
+            await bob.wait_for("before bob left")
+            await bob.client.topics.leave("core")
+            await alice.client.send_text("#core", "after bob left")
+            page = await alice.client.topics.history("core")
+            return topic_id, page, KeyStore(bob_peer.config_dir, bob.entry.mesh_id), alice.client.keys.store
+
+    topic_id, page, bob_keys, alice_keys = asyncio.run(scenario())
+    assert [m["text"] for m in page["messages"]] == ["after bob left", "before bob left"]
+    assert set(alice_keys.epochs(topic_scope(topic_id))) == {1, 2}  # a new epoch, without bob
+    assert set(bob_keys.epochs(topic_scope(topic_id))) == {1}
+
+
+def test_a_large_group_uses_the_keyring_and_a_small_one_keeps_per_message_keys(e2e_server, make_peer):
+    alice_peer, bob_peer = (joined(e2e_server, make_peer, n) for n in ("alice", "bob"))
+    mesh_id = ConfigStore(alice_peer.config_dir).load().meshes[0].mesh_id
+    e2e_server.shell(BIG_GROUP % (mesh_id, 70))
+
+    async def scenario():
+        async with Member(alice_peer) as alice, Member(bob_peer, groups=["big", "small"]) as bob:
+            await alice.client.send_text("@big", "to the big group")
+            await alice.client.send_text("@small", "to the small group")
+            await bob.wait_for("to the big group")
+            await bob.wait_for("to the small group")
+            return {m.plaintext: m for m in bob.inbox.all()}
+
+    received = asyncio.run(scenario())
+    big, small = received["to the big group"], received["to the small group"]
+    assert parse_scope(b64_decode(big.ciphertext)).scope == "group:big" and big.kind == "group"
+    assert b64_decode(small.ciphertext).startswith(b"CMG1") and small.kind == "group"
+
+
+BIG_GROUP = """
+from meshes.models import Member, Mesh
+from protocol.crypto import SigningKeypair
+mesh = Mesh.objects.get(pk=%r)
+Member.objects.bulk_create([Member(mesh=mesh, pubkey=SigningKeypair.generate().public_hex, display_name=f"big-{n}",
+                                   default_groups=[{"name": "big"}]) for n in range(%d)])
+print("ok")
+"""
