@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from meshes import selectors, services
 from meshes.audit import audit_verify
-from meshes.models import ApiKey, AuditEvent, Invite, Member, Mesh
+from meshes.models import ApiKey, AuditEvent, Invite, Member, Mesh, Topic, TopicMember
 
 
 class ReadOnlyAdminMixin:
@@ -274,3 +274,22 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="hash")
     def short_hash(self, event):
         return event.hash[:12]
+
+
+class TopicMemberInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = TopicMember
+    fields = readonly_fields = ("member", "role", "joined_at", "last_read_at")
+    extra = 0
+
+
+@admin.register(Topic)
+class TopicAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Metadata only: a topic's history is ciphertext the server cannot read, so it is not shown at all."""
+
+    list_display = ("name", "mesh", "visibility", "created_by", "created_at", "archived_at")
+    list_filter = ("visibility", ArchivedFilter)
+    search_fields = ("name", "mesh__id", "mesh__name")
+    list_select_related = ("mesh", "created_by")
+    fields = readonly_fields = ("id", "mesh", "name", "description", "visibility", "created_by", "created_at",
+                                "archived_at")
+    inlines = [TopicMemberInline]

@@ -25,6 +25,7 @@ from protocol.keyring import MESH_SCOPE, scope_for_target, seal_scope
 from protocol.vocabulary import PRIORITIES
 
 PEER_CACHE_SECONDS = 30.0
+KEYRING_EVENTS = ("key_requested", "key_granted")
 MAX_PER_MESSAGE_RECIPIENTS = 64  # a group this small keeps one key per message (CMG1); larger ones use the keyring
 
 
@@ -323,8 +324,10 @@ class MeshClient:
     async def _on_push(self, frame: dict[str, Any]) -> None:
         message = await self.read_push(frame)
         data = frame.get("eventData")
-        if message.kind == "system" and isinstance(data, dict):
-            await self._on_system_event(message.event, data)
+        if message.kind == "system" and message.event in KEYRING_EVENTS:
+            if isinstance(data, dict):  # the client's own business: never shown to a person or to Claude
+                await self._on_keyring_event(message.event, data)
+            return
         if message.kind == "system" and isinstance(data, dict) and data.get("pubkey") and data.get("name"):
             self.known_names[str(data["pubkey"])] = str(data["name"])
         if message.kind != "system" and message.sender_pubkey:
@@ -339,7 +342,7 @@ class MeshClient:
         for listener in self.listeners:
             await listener(self, message)
 
-    async def _on_system_event(self, event: str | None, data: dict[str, Any]) -> None:
+    async def _on_keyring_event(self, event: str | None, data: dict[str, Any]) -> None:
         """Keyring events: answer a member waiting for keys we hold; open what waited for keys we now have."""
         scope = data.get("scope")
         if not isinstance(scope, str):

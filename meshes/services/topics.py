@@ -16,6 +16,8 @@ from meshes.models import Member, Role, Topic, TopicMember, TopicRole, TopicVisi
 from meshes.models.topics import GENERAL_TOPIC
 from meshes.selectors_topics import may_manage_topic, topic_for_ref
 from meshes.services.checks import audit, printable, require_live_mesh
+from meshes.text import storable
+from protocol.ids import is_id_fragment
 
 TOPIC_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,49}$")
 MAX_DESCRIPTION_CHARS = 500
@@ -45,9 +47,19 @@ def _clean_description(value: Any) -> str | None:
     if not isinstance(value, str):
         raise ServiceError("invalid_args", "description must be text")
     cleaned = printable(value).strip()
+    if not storable(cleaned):
+        raise ServiceError("invalid_args", "description must be valid text")
     if len(cleaned) > MAX_DESCRIPTION_CHARS:
         raise ServiceError("invalid_args", f"description must be at most {MAX_DESCRIPTION_CHARS} characters")
     return cleaned or None
+
+
+def _clean_member_id(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not is_id_fragment(value):
+        raise ServiceError("invalid_args", "memberId must be a member id")
+    return value
 
 
 def _require_member(actor: Actor) -> Member:
@@ -93,6 +105,7 @@ def _subscribe(topic: Topic, member: Member, role: str) -> TopicMember:
 def topic_join(*, actor: Actor, topic_ref: Any, role: Any = None, member_id: Any = None) -> TopicMember:
     """The caller joins (any public topic), or a lead or manager adds `member_id` (any topic)."""
     caller = actor.member if actor.member is not None and actor.member.is_active else None
+    member_id = _clean_member_id(member_id)
     topic = _topic(actor, topic_ref)
     chosen = _clean_choice(role, TopicRole, field="role", default=TopicRole.MEMBER)
     if member_id is None or (caller is not None and member_id == caller.id):
@@ -114,6 +127,7 @@ def topic_join(*, actor: Actor, topic_ref: Any, role: Any = None, member_id: Any
 @transaction.atomic
 def topic_leave(*, actor: Actor, topic_ref: Any, member_id: Any = None) -> bool:
     """The caller leaves, or a lead or manager removes `member_id`. True when a subscription ended."""
+    member_id = _clean_member_id(member_id)
     topic = _topic(actor, topic_ref)
     if member_id is None or member_id == actor.member_id:
         member = _require_member(actor)

@@ -162,3 +162,20 @@ async def test_a_new_member_joins_general_and_a_replaced_identity_keeps_its_topi
 
     names, _ = await db(run)()
     assert names == {"general", "kept"}
+
+
+async def test_malformed_topic_fields_get_invalid_args_not_an_internal_error(make_member, connect):
+    alice = await db(make_member)("alice")
+    a = await connect(alice)
+    for frame in (
+        {"type": "topic_join", "topic": "general", "memberId": {"x": 1}},
+        {"type": "topic_leave", "topic": "general", "memberId": ["a"]},
+        {"type": "topic_create", "name": "ok", "description": "bad \udc00 text"},
+        {"type": "topic_create", "name": "ok", "visibility": "secret"},
+        {"type": "topic_join", "topic": "general", "role": "boss"},
+    ):
+        error = await request(a, frame, "nothing")
+        assert error["type"] == "error" and error["code"] == "invalid_args", (frame, error)
+    history = await request(a, {"type": "topic_history", "topic": "general", "limit": "lots", "beforeId": 7},
+                            "topic_history_response")
+    assert history["type"] == "topic_history_response"

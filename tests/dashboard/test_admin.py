@@ -6,7 +6,7 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 
-from meshes.models import ApiKey, AuditEvent, Invite, Member, Mesh
+from meshes.models import ApiKey, AuditEvent, Invite, Member, Mesh, Topic
 
 pytestmark = pytest.mark.django_db
 
@@ -42,6 +42,7 @@ def _admin_urls(world) -> list[str]:
         world.invite,
         world.api_key,
         AuditEvent.objects.filter(mesh=world.mesh).first(),
+        Topic.objects.get(mesh=world.mesh, name="general"),
     ]
     urls = [reverse("admin:index")]
     for obj in objects:
@@ -69,13 +70,14 @@ def test_admin_search_and_filters_render(admin_client, world):
         ("admin:meshes_invite_changelist", {"q": world.invite.code, "state": "active"}),
         ("admin:meshes_apikey_changelist", {"q": "ci", "revoked": "no"}),
         ("admin:meshes_auditevent_changelist", {"q": "invite_created"}),
+        ("admin:meshes_topic_changelist", {"q": "general", "visibility__exact": "public", "archived": "no"}),
     ]
     for name, params in checks:
         assert admin_client.get(reverse(name), params).status_code == 200, name
 
 
 def test_nothing_can_be_added_edited_or_deleted(admin_client, world):
-    for model in (Mesh, Member, Invite, ApiKey, AuditEvent):
+    for model in (Mesh, Member, Invite, ApiKey, AuditEvent, Topic):
         opts = model._meta
         assert admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_add")).status_code == 403
     url = reverse("admin:meshes_mesh_change", args=[world.mesh.pk])

@@ -38,3 +38,28 @@ def test_send_while_disconnected_times_out_with_the_reason():
         assert connection.state == "closed"
 
     asyncio.run(scenario())
+
+
+def test_keyring_events_are_handled_by_the_client_and_never_reach_listeners(tmp_path):
+    """`key_requested` / `key_granted` are the client's business: not stored, not shown to a person or to Claude."""
+    from peer.client import MeshClient
+    from peer.inbox import Inbox
+
+    async def scenario():
+        inbox = Inbox(tmp_path)
+        client = MeshClient(unreachable_mesh(), HelloOptions(display_name="x", session_id="s"), inbox=inbox)
+        heard = []
+
+        async def listener(_client, message):
+            heard.append(message)
+
+        client.listeners.append(listener)
+        base = {"type": "push", "meshId": "m" * 32, "senderPubkey": "system", "nonce": "", "ciphertext": "",
+                "createdAt": "2026-12-02T00:00:00.000Z", "subtype": "system", "priority": "now"}
+        await client._on_push({**base, "messageId": "e1", "event": "key_granted", "eventData": {"scope": "mesh", "epoch": 1}})
+        await client._on_push({**base, "messageId": "e2", "event": "peer_joined", "eventData": {"name": "bob", "pubkey": "ab" * 32}})
+        assert [m.event for m in heard] == ["peer_joined"]
+        assert client.keys._granted["mesh"].is_set()  # a sender waiting for this scope's key wakes up
+        inbox.close()
+
+    asyncio.run(scenario())

@@ -13,7 +13,7 @@ import pytest
 
 from peer.client import MeshClient
 from peer.config import ConfigStore
-from peer.connection_terms import HelloOptions
+from peer.connection_terms import HelloOptions, RequestFailed
 from peer.inbox import WAITING, Inbox
 from peer.keyring import KeyStore
 from protocol.encoding import b64_decode, b64_encode
@@ -237,6 +237,11 @@ def test_leaving_a_topic_rotates_its_key_for_the_next_message(e2e_server, make_p
             await bob.client.topics.leave("core")
             await alice.client.send_text("#core", "after bob left")
             page = await alice.client.topics.history("core")
+            # A hostile broker that forgets epoch 2 (to have alice send with the key bob still has) is caught.
+            e2e_server.shell(FORGET_EPOCH % (alice.entry.mesh_id, topic_scope(topic_id)))
+            with pytest.raises(RequestFailed) as replayed:
+                await alice.client.send_text("#core", "must not go out under epoch 1")
+            assert replayed.value.code == "key_epoch_replayed"
             return topic_id, page, KeyStore(bob_peer.config_dir, bob.entry.mesh_id), alice.client.keys.store
 
     topic_id, page, bob_keys, alice_keys = asyncio.run(scenario())
@@ -263,6 +268,13 @@ def test_a_large_group_uses_the_keyring_and_a_small_one_keeps_per_message_keys(e
     assert parse_scope(b64_decode(big.ciphertext)).scope == "group:big" and big.kind == "group"
     assert b64_decode(small.ciphertext).startswith(b"CMG1") and small.kind == "group"
 
+
+FORGET_EPOCH = """
+from broker.models import KeyWrap, ScopeEpoch
+for model in (KeyWrap, ScopeEpoch):
+    model.objects.filter(mesh_id=%r, scope=%r, epoch=2).delete()
+print("forgotten")
+"""
 
 BIG_GROUP = """
 from meshes.models import Member, Mesh
