@@ -30,6 +30,7 @@ KEYRING_DIR = "keyring"
 WRAPS_PER_FRAME = 128
 GRANT_WAIT_SECONDS = 5.0  # a sender without the current key waits this long for a holder before starting a new epoch
 REQUEST_EVERY_SECONDS = 60.0  # a reader asks again for a scope's keys at most this often
+REFETCH_SECONDS = 2.0  # a reader looks for one missing epoch again at most this often (a history page has 200 messages)
 
 Members = dict[str, str]  # member id → ed25519 pubkey
 MembersOf = Callable[[str], Awaitable[Members]]  # scope → its members (as the broker says)
@@ -116,6 +117,7 @@ class ScopeKeys:
         self._members_of = members_of
         self._granted: dict[str, asyncio.Event] = {}
         self._asked_at: dict[str, float] = {}
+        self._missed_at: dict[tuple[str, int], float] = {}  # an epoch looked for and not found, when
         self.rejected: list[str] = []  # why wraps were refused (forged, moved, not from a member): shown by doctor
 
     # --- fetching -----------------------------------------------------------------------------------------
@@ -209,9 +211,12 @@ class ScopeKeys:
         key = self.store.key(scope, epoch)
         if key is not None:
             return key
-        with contextlib.suppress(RequestFailed):
-            await self.fetch(scope, roster)
-            key = self.store.key(scope, epoch)
+        if time.monotonic() - self._missed_at.get((scope, epoch), -REFETCH_SECONDS) >= REFETCH_SECONDS:
+            with contextlib.suppress(RequestFailed):
+                await self.fetch(scope, roster)
+                key = self.store.key(scope, epoch)
+            if key is None:
+                self._missed_at[(scope, epoch)] = time.monotonic()
         if key is None and time.monotonic() - self._asked_at.get(scope, -REQUEST_EVERY_SECONDS) >= REQUEST_EVERY_SECONDS:
             self._asked_at[scope] = time.monotonic()
             with contextlib.suppress(RequestFailed):
@@ -221,6 +226,8 @@ class ScopeKeys:
     def granted(self, scope: str) -> None:
         """A holder shared keys of this scope with us (`key_granted`)."""
         self._asked_at.pop(scope, None)
+        for missed in [m for m in self._missed_at if m[0] == scope]:
+            del self._missed_at[missed]
         self._granted.setdefault(scope, asyncio.Event()).set()
 
     # --- sharing ------------------------------------------------------------------------------------------
@@ -230,7 +237,10 @@ class ScopeKeys:
         held = self.store.epochs(scope)
         if not held or requester_id == self.member_id:
             return 0
-        members = await self._members_of(scope)
+        try:
+            members = await self._members_of(scope)
+        except RequestFailed:  # e.g. we were removed meanwhile: nothing to share
+            return 0
         if members.get(requester_id, "").lower() != requester_pubkey.lower():
             return 0  # not (or no longer) in the scope, or a key the broker swapped: share nothing
         shared = 0

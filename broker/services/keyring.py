@@ -72,7 +72,8 @@ def key_put(*, member: Member, scope: Any, epoch: Any, wraps: Any, create: bool 
     ]
     KeyWrap.objects.bulk_create(fresh, ignore_conflicts=True)
     outcome = KeyPutOutcome(stored=len(fresh), skipped=len(entries) - len(fresh))
-    receivers = {row.recipient_id for row in fresh} - {member.id}
+    # A requester that already held this epoch is answered too: it may only have missed fetching it.
+    receivers = set(entries) - {member.id}
     waiting = KeyRequest.objects.filter(mesh_id=member.mesh_id, scope=scope, member_id__in=receivers)
     outcome.granted = set(waiting.values_list("member_id", flat=True))
     waiting.delete()

@@ -128,3 +128,17 @@ async def test_a_repeated_request_is_not_pushed_to_holders_again_at_once(mesh, m
     await a.expect_event("key_requested")
     await a.expect_nothing(lambda f: f.get("event") == "key_requested")
     assert await db(KeyRequest.objects.count)() == 1
+
+
+async def test_a_requester_who_already_held_the_epoch_is_answered_too(mesh, make_member, connect):
+    """It may have missed fetching it: a holder's re-share ends its wait even though nothing new is stored."""
+    alice, bob = await db(make_member)("alice"), await db(make_member)("bob")
+    a, b = await connect(alice), await connect(bob)
+    key = new_scope_key()
+    await put(a, "mesh", 1, wraps_for(key, mesh.id, "mesh", 1, alice, [alice, bob]), create=True)
+    await request(b, {"type": "key_request", "scope": "mesh"}, "key_request_ack")
+    await a.expect_event("key_requested")
+    again = await put(a, "mesh", 1, wraps_for(key, mesh.id, "mesh", 1, alice, [bob]), create=False)
+    assert (again["stored"], again["skipped"]) == (0, 1)
+    assert (await b.expect_event("key_granted"))["eventData"] == {"scope": "mesh", "epoch": 1}
+    assert await db(KeyRequest.objects.count)() == 0
