@@ -230,7 +230,7 @@ def _session_history(ctx: RoutingContext, inputs: list[SendInput], mesh_ids: set
 # --- plans: one send → its delivery rows -------------------------------------------------------------------
 
 
-def pre_claim(ctx: RoutingContext, presence: dict[str, Any], delivery: DeliveryRow, reach: Reach) -> None:
+def _pre_claim(ctx: RoutingContext, presence: dict[str, Any], delivery: DeliveryRow, reach: Reach) -> None:
     """Claim the row for a live connection in the send's own transaction: its worker pushes it from memory,
     without a drain query. If the push never happens (the layer dropped it, the socket closed), the row is
     re-sent by the retransmit sweep of the claimer's worker or released when the claimer closes."""
@@ -279,7 +279,7 @@ def plan_direct(item: SendInput, ctx: RoutingContext, message_id: str, reach: Re
     alive = [p for p in candidates if p["worker_id"] not in ctx.dead_workers]
     ready = [p for p in alive if _can_take_now(p, item.priority, ctx.now)]
     if ready:  # exactly one session of the member gets it
-        pre_claim(ctx, _long_lived_first(ready, ctx)[0], delivery, reach)
+        _pre_claim(ctx, _long_lived_first(ready, ctx)[0], delivery, reach)
         reach.note(member, LIVE)
     else:
         reach.note(member, HELD if alive else QUEUED)
@@ -289,6 +289,29 @@ def plan_direct(item: SendInput, ctx: RoutingContext, message_id: str, reach: Re
 def _long_lived_first(presences: list[dict[str, Any]], ctx: RoutingContext) -> list[dict[str, Any]]:
     """A member's long-lived sessions (Claude Code, watch) before its one-shot CLI runs; then this worker's."""
     return sorted(presences, key=lambda p: (p["channel"] == ONE_SHOT_CHANNEL, p["worker_id"] != ctx.worker_id))
+
+
+def live_multicast_delivery(
+    item: SendInput, ctx: RoutingContext, presence: dict[str, Any], message_id: str, reach: Reach
+) -> DeliveryRow | None:
+    """One live session's row of a multicast or topic send (ungated), pre-claimed unless its worker is dead; None
+    when the recipient's grants deny the sender `broadcast` (a silent drop, §3.5)."""
+    member = ctx.members.get(presence["member_id"])
+    if member is None or not grants_allow(member["peer_grants"], sender=item.sender, capability="broadcast"):
+        return None
+    delivery = DeliveryRow(
+        message_id=message_id,
+        recipient_member_id=member["id"],
+        recipient_session=session_key(presence["session_pubkey"], presence["session_id"]),
+        gated=False,
+        priority=item.priority,
+    )
+    if presence["worker_id"] not in ctx.dead_workers:  # else pending: its session drains it when it is back
+        _pre_claim(ctx, presence, delivery, reach)
+        reach.note(member, LIVE)
+    else:
+        reach.note(member, QUEUED)
+    return delivery
 
 
 def plan_multicast(item: SendInput, ctx: RoutingContext, message_id: str, reach: Reach) -> list[DeliveryRow]:
@@ -302,22 +325,9 @@ def plan_multicast(item: SendInput, ctx: RoutingContext, message_id: str, reach:
             continue
         if group is not None and not group_matches(presence["groups"], group):
             continue
-        member = ctx.members.get(presence["member_id"])
-        if member is None or not grants_allow(member["peer_grants"], sender=sender, capability="broadcast"):
-            continue
-        delivery = DeliveryRow(
-            message_id=message_id,
-            recipient_member_id=member["id"],
-            recipient_session=session_key(presence["session_pubkey"], presence["session_id"]),
-            gated=False,
-            priority=item.priority,
-        )
-        if presence["worker_id"] not in ctx.dead_workers:  # else pending: its session drains it when it is back
-            pre_claim(ctx, presence, delivery, reach)
-            reach.note(member, LIVE)
-        else:
-            reach.note(member, QUEUED)
-        deliveries.append(delivery)
+        delivery = live_multicast_delivery(item, ctx, presence, message_id, reach)
+        if delivery is not None:
+            deliveries.append(delivery)
     # Better than the reference: matching members who are offline get it when they come back.
     for member in ctx.members.values():
         if member["mesh_id"] != sender.mesh_id or member["id"] in online_members or member["id"] == sender.member_id:

@@ -5,18 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from broker.models import session_key
 from broker.services.bulk import DeliveryRow
-from broker.services.routing import (
-    LIVE,
-    QUEUED,
-    Reach,
-    RoutingContext,
-    SendInput,
-    SendRejected,
-    grants_allow,
-    pre_claim,
-)
+from broker.services.routing import Reach, RoutingContext, SendInput, SendRejected, live_multicast_delivery
 from meshes.selectors_topics import topic_for_ref, topic_member_ids
 
 
@@ -60,20 +50,7 @@ def plan_topic(
     for presence in ctx.live.get(sender.mesh_id, []):
         if presence["id"] == sender.presence_id or presence["member_id"] not in route.member_ids:
             continue
-        member = ctx.members.get(presence["member_id"])
-        if member is None or not grants_allow(member["peer_grants"], sender=sender, capability="broadcast"):
-            continue
-        delivery = DeliveryRow(
-            message_id=message_id,
-            recipient_member_id=member["id"],
-            recipient_session=session_key(presence["session_pubkey"], presence["session_id"]),
-            gated=False,
-            priority=item.priority,
-        )
-        if presence["worker_id"] not in ctx.dead_workers:  # else pending: its session drains it when it is back
-            pre_claim(ctx, presence, delivery, reach)
-            reach.note(member, LIVE)
-        else:
-            reach.note(member, QUEUED)
-        deliveries.append(delivery)
+        delivery = live_multicast_delivery(item, ctx, presence, message_id, reach)
+        if delivery is not None:
+            deliveries.append(delivery)
     return deliveries
