@@ -9,18 +9,12 @@ import asyncio
 import base64
 import json
 import os
-import sys
-from pathlib import Path
 
 import pytest
-from mcp.client.extension import NotificationBinding
-from mcp.client.session import ClientSession
-from mcp.client.stdio import StdioServerParameters, stdio_client
-from pydantic import BaseModel, ConfigDict
+
+from tests.support.mcp_client import mcp_session
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
 
 DUMP_MESSAGE_ROWS = """
 import json
@@ -154,12 +148,6 @@ def test_invites_and_api_keys_over_the_socket(e2e_server, make_peer):
     assert admin.json("apikey", "revoke", key["id"][:10]) == {"revoked": key["id"]}
 
 
-class ChannelParams(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    content: str
-    meta: dict[str, str]
-
-
 def test_mcp_session_lists_calls_and_receives_channel_notifications(e2e_server, make_peer):
     invite = e2e_server.invite
     carol, dave = make_peer("carol"), make_peer("dave")
@@ -168,34 +156,15 @@ def test_mcp_session_lists_calls_and_receives_channel_notifications(e2e_server, 
     dave.watch()
 
     async def scenario():
-        received: asyncio.Queue[ChannelParams] = asyncio.Queue()
-
-        async def on_channel(params: ChannelParams) -> None:
-            await received.put(params)
-
-        binding = NotificationBinding(method="notifications/claude/channel", params_type=ChannelParams,
-                                      handler=on_channel)
-        server = StdioServerParameters(command=sys.executable, args=["-m", "peer.cli", "mcp"], env=carol.env,
-                                       cwd=str(ROOT))
-        async with stdio_client(server) as (read, write), ClientSession(read, write,
-                                                                         notification_bindings=[binding]) as session:
-            init = await session.initialize()
+        received: asyncio.Queue = asyncio.Queue()
+        async with mcp_session(carol.env, received) as mcp:
+            session, call, init = mcp.session, mcp.call, mcp.init
             assert init.capabilities.experimental == {"claude/channel": {}}
             assert "untrusted" in (init.instructions or "")
             tools = {tool.name for tool in (await session.list_tools()).tools}
             assert tools == {"list_peers", "list_members", "send_message", "check_messages", "set_summary",
                              "set_status", "message_status", "topics", "whoami"}
-
-            async def call(name, args=None):
-                result = await session.call_tool(name, args or {})
-                return result.content[0].text, result.is_error
-
-            text, error = await call("whoami")
-            for _ in range(50):  # the broker connection comes up in the background
-                if "open" in text:
-                    break
-                await asyncio.sleep(0.2)
-                text, error = await call("whoami")
+            text, error = await mcp.wait_open()  # the broker connection comes up in the background
             assert "open" in text and not error
             text, error = await call("list_peers")
             assert "dave" in text and not error
@@ -213,10 +182,7 @@ def test_mcp_session_lists_calls_and_receives_channel_notifications(e2e_server, 
             assert (await call("check_messages"))[0] == "No new messages."
 
             dave.run("send", "carol", "hello carol via channel", "--priority", "now")
-            while True:
-                note = await asyncio.wait_for(received.get(), 20)
-                if note.meta.get("kind") != "system":
-                    break
+            note = await mcp.next_message()
             assert note.content == "[URGENT] dave: hello carol via channel"
             assert note.meta["from_name"] == "dave" and note.meta["priority"] == "now"
             assert note.meta["from_member_id"] == dave_member_id
@@ -226,33 +192,22 @@ def test_mcp_session_lists_calls_and_receives_channel_notifications(e2e_server, 
 
             # Arrives while this session runs but is not read before it ends: must survive the restart.
             dave.run("send", "carol", "read me after a restart")
-            while (await asyncio.wait_for(received.get(), 20)).meta.get("kind") == "system":
-                pass
+            await mcp.next_message()
 
         # A new MCP server process (Claude Code restarted) still has the unread message.
-        async with stdio_client(server) as (read, write), ClientSession(read, write) as session:
-            await session.initialize()
-            result = await session.call_tool("check_messages", {})
-            assert "read me after a restart" in result.content[0].text
-            assert "hello carol via channel" not in result.content[0].text
+        async with mcp_session(carol.env) as restarted:
+            text, _ = await restarted.call("check_messages")
+            assert "read me after a restart" in text
+            assert "hello carol via channel" not in text
 
         # Under a Claude Code that shows channel pushes, a pushed message is read: check_messages does not repeat it.
-        shown = StdioServerParameters(command=sys.executable, args=["-m", "peer.cli", "mcp"],
-                                      env={**carol.env, "CLAUDEMESH_CHANNELS": "on"}, cwd=str(ROOT))
-        async with stdio_client(shown) as (read, write), ClientSession(read, write,
-                                                                        notification_bindings=[binding]) as session:
-            await session.initialize()
-            await session.list_tools()
-            for _ in range(50):
-                if "open" in (await session.call_tool("whoami", {})).content[0].text:
-                    break
-                await asyncio.sleep(0.2)
+        async with mcp_session({**carol.env, "CLAUDEMESH_CHANNELS": "on"}, received) as shown:
+            await shown.session.list_tools()
+            await shown.wait_open()
             dave.run("send", "carol", "pushed and shown")
-            while (note := await asyncio.wait_for(received.get(), 20)).meta.get("kind") == "system":
-                pass
+            note = await shown.next_message()
             assert "pushed and shown" in note.content
-            result = await session.call_tool("check_messages", {})
-            assert result.content[0].text == "No new messages."
+            assert (await shown.call("check_messages"))[0] == "No new messages."
 
     asyncio.run(scenario())
     dave.wait_for_text("hi dave from mcp")

@@ -4,18 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-from pathlib import Path
 
 import pytest
-from mcp.client.extension import NotificationBinding
-from mcp.client.session import ClientSession
-from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from tests.peer.test_e2e import ChannelParams
+from tests.support.mcp_client import mcp_session
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def join(e2e_server, make_peer, name: str):
@@ -60,37 +54,16 @@ def test_the_mcp_topics_tool_and_topic_messages_in_channels(e2e_server, make_pee
     dave.watch()
 
     async def scenario():
-        received: asyncio.Queue[ChannelParams] = asyncio.Queue()
-
-        async def on_channel(params: ChannelParams) -> None:
-            await received.put(params)
-
-        binding = NotificationBinding(method="notifications/claude/channel", params_type=ChannelParams,
-                                      handler=on_channel)
-        server = StdioServerParameters(command=sys.executable, args=["-m", "peer.cli", "mcp"], env=carol.env,
-                                       cwd=str(ROOT))
-        async with stdio_client(server) as (read, write), ClientSession(read, write,
-                                                                         notification_bindings=[binding]) as session:
-            await session.initialize()
-
-            async def call(name, args=None):
-                result = await session.call_tool(name, args or {})
-                return result.content[0].text, result.is_error
-
-            for _ in range(50):
-                if "open" in (await call("whoami"))[0]:
-                    break
-                await asyncio.sleep(0.2)
+        async with mcp_session(carol.env) as mcp:
+            call = mcp.call
+            await mcp.wait_open()
             text, error = await call("send_message", {"to": "#general", "message": "standup in 5"})
             assert text.startswith("✓ #general") and not error, text
             dave.wait_for_text("standup in 5")
             text, error = await call("topics")
             assert "#general (3 members" in text and not error  # the owner, carol, dave
             dave.run("send", "#general", "on my way")
-            while True:
-                note = await asyncio.wait_for(received.get(), 20)
-                if note.meta.get("kind") != "system":
-                    break
+            note = await mcp.next_message()
             assert note.content == "dave in #general: on my way" and note.meta["topic"] == "general"
             text, error = await call("check_messages")
             assert "in #general from dave" in text and "on my way" in text
