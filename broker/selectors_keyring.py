@@ -9,6 +9,7 @@ from django.db.models import Max
 
 from broker.models import KeyRequest, KeyWrap, ScopeEpoch
 from broker.services.liveness import live_presences
+from meshes.errors import NotFound
 from meshes.models import Member, Topic, TopicMember
 from protocol.keyring import is_scope
 
@@ -29,6 +30,14 @@ def scope_member_keys(*, mesh_id: str, scope: str, member_ids: set[str] | None =
     if member_ids is not None:
         members = members.filter(pk__in=member_ids)
     return dict(members.values_list("id", "pubkey"))
+
+
+def require_scope_members(*, mesh_id: str, scope: object) -> dict[str, str]:
+    """`scope_member_keys`, or NotFound `scope_not_found`."""
+    members = scope_member_keys(mesh_id=mesh_id, scope=scope) if isinstance(scope, str) else None
+    if members is None:
+        raise NotFound("scope_not_found", f"no key scope {scope!r} in this mesh (mesh, topic:<id> or group:<name>)")
+    return members
 
 
 def current_epoch(*, mesh_id: str, scope: str) -> int:

@@ -32,6 +32,14 @@ def topic_for_ref(*, mesh_id: str, topic_ref: Any) -> Topic | None:
     return live.filter(name=ref.lower()).first()
 
 
+def require_topic(*, mesh_id: str, topic_ref: Any) -> Topic:
+    """`topic_for_ref`, or NotFound `topic_not_found` in the words protocol.md §5.1 gives."""
+    topic = topic_for_ref(mesh_id=mesh_id, topic_ref=topic_ref)
+    if topic is None:
+        raise NotFound("topic_not_found", f'topic "{topic_ref}" not found')
+    return topic
+
+
 @dataclass(frozen=True)
 class TopicListing:
     topic: Topic

@@ -357,7 +357,7 @@ class MeshClient:
         """Messages stored while their key was missing, opened now (and shown as new)."""
         if self.inbox is None:
             return
-        for message in self.inbox.waiting_for_key(self.mesh.mesh_id, WAITING):
+        for message in self.inbox.waiting_for_key(self.mesh.mesh_id):
             opened = await self.open_message(sender_pubkey=message.sender_pubkey, nonce=message.nonce,
                                              ciphertext=message.ciphertext, sender_member_id=message.sender_member_id,
                                              target_spec=message.target_spec)

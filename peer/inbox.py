@@ -162,9 +162,9 @@ class Inbox:
         for message in messages:
             message.read_at = message.read_at or when
 
-    def waiting_for_key(self, mesh_id: str, failure: str) -> list[InboxMessage]:
-        """Messages kept because their scope key had not arrived (`failure` is the waiting text)."""
-        rows = self._db.execute("SELECT * FROM message WHERE mesh_id = ? AND failure = ? ORDER BY seq", (mesh_id, failure))
+    def waiting_for_key(self, mesh_id: str) -> list[InboxMessage]:
+        """Messages kept because their scope key had not arrived."""
+        rows = self._db.execute("SELECT * FROM message WHERE mesh_id = ? AND failure = ? ORDER BY seq", (mesh_id, WAITING))
         return [InboxMessage(**dict(row)) for row in rows.fetchall()]
 
     def reopened(self, message: InboxMessage) -> None:

@@ -82,7 +82,7 @@ def new_scope_key() -> bytes:
     return nacl.utils.random(KEY_BYTES)
 
 
-def _check_epoch(epoch: object) -> int:
+def check_epoch(epoch: object) -> int:
     if not isinstance(epoch, int) or isinstance(epoch, bool) or not 1 <= epoch <= MAX_EPOCH:
         raise KeyringError("epoch must be an integer from 1 to 4294967295")
     return epoch
@@ -104,7 +104,7 @@ class Wrap:
 
 def wrap_key(key: bytes, *, mesh_id: str, scope: str, epoch: int, recipient_pubkey: str, granter: SigningKeypair) -> str:
     """One member's copy of a scope key: sealed to it, authenticated and signed by the granter."""
-    _check_epoch(epoch)
+    check_epoch(epoch)
     if len(key) != KEY_BYTES:
         raise KeyringError("a scope key is 32 bytes")
     context = scope_context(mesh_id=mesh_id, scope=scope, epoch=epoch)
@@ -185,7 +185,7 @@ class ScopeEnvelope:
 
 def seal_scope(text: str, *, mesh_id: str, scope: str, epoch: int, key: bytes, author: SigningKeypair) -> tuple[str, str]:
     """(nonce, ciphertext) for a `send` frame: the text under the epoch's key, signed by the author's member key."""
-    _check_epoch(epoch)
+    check_epoch(epoch)
     if not is_scope(scope):
         raise KeyringError(f"not a scope: {scope!r}")
     nonce = nacl.utils.random(NONCE_BYTES)

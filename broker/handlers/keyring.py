@@ -12,7 +12,7 @@ from broker.handlers.registry import call_for_member, handler, run_for_member
 from broker.services import keyring
 from broker.worker import get_worker
 from meshes.actors import Actor
-from meshes.errors import Forbidden, NotFound
+from meshes.errors import Forbidden
 
 
 def _member(actor: Actor):
@@ -23,9 +23,7 @@ def _member(actor: Actor):
 
 def _get(actor: Actor, frame: dict[str, Any]) -> dict[str, Any]:
     member, scope = _member(actor), frame.get("scope")
-    members = selectors_keyring.scope_member_keys(mesh_id=member.mesh_id, scope=scope) if isinstance(scope, str) else None
-    if members is None:
-        raise NotFound("scope_not_found", f"no key scope {scope!r} in this mesh")
+    selectors_keyring.require_scope_members(mesh_id=member.mesh_id, scope=scope)  # its own old wraps: no membership
     return wire_keyring.key_list(selectors_keyring.key_listing(mesh_id=member.mesh_id, member_id=member.id, scope=scope))
 
 

@@ -10,14 +10,10 @@ from broker.handlers.registry import handler, run_for_member
 from meshes import selectors_topics
 from meshes import services as mesh_services
 from meshes.actors import Actor
-from meshes.errors import NotFound
 
 
 def _topic(actor: Actor, frame: dict[str, Any]):
-    topic = selectors_topics.topic_for_ref(mesh_id=actor.mesh.id, topic_ref=frame.get("topic"))
-    if topic is None:
-        raise NotFound("topic_not_found", f'topic "{frame.get("topic")}" not found')
-    return topic
+    return selectors_topics.require_topic(mesh_id=actor.mesh.id, topic_ref=frame.get("topic"))
 
 
 def _create(actor: Actor, frame: dict[str, Any]) -> dict[str, Any]:
@@ -41,8 +37,7 @@ def _join(actor: Actor, frame: dict[str, Any]) -> dict[str, Any]:
 
 
 def _leave(actor: Actor, frame: dict[str, Any]) -> dict[str, Any]:
-    topic = _topic(actor, frame)
-    left = mesh_services.topic_leave(actor=actor, topic_ref=topic.id, member_id=frame.get("memberId"))
+    topic, left = mesh_services.topic_leave(actor=actor, topic_ref=frame.get("topic"), member_id=frame.get("memberId"))
     return wire_topics.topic_membership("topic_left", topic, left=left)
 
 

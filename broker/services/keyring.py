@@ -12,10 +12,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from broker.models import KeyRequest, KeyWrap, ScopeEpoch
-from broker.selectors_keyring import current_epoch, holds_epoch, scope_holder_ids, scope_member_keys
+from broker.selectors_keyring import current_epoch, holds_epoch, require_scope_members, scope_holder_ids
 from meshes.errors import Conflict, Forbidden, NotFound, ServiceError
 from meshes.models import Member
-from protocol.keyring import MAX_EPOCH, KeyringError, check_wrap
+from protocol.keyring import KeyringError, check_epoch, check_wrap
 
 MAX_WRAPS_PER_FRAME = 150  # 150 × ≈380 characters of JSON stays under the 64 KiB frame
 
@@ -28,18 +28,17 @@ class KeyPutOutcome:
 
 
 def _scope_members(member: Member, scope: Any) -> dict[str, str]:
-    members = scope_member_keys(mesh_id=member.mesh_id, scope=scope) if isinstance(scope, str) else None
-    if members is None:
-        raise NotFound("scope_not_found", f"no key scope {scope!r} in this mesh (mesh, topic:<id> or group:<name>)")
+    members = require_scope_members(mesh_id=member.mesh_id, scope=scope)
     if member.id not in members:
         raise Forbidden("not_in_scope", f"you are not a member of {scope}")
     return members
 
 
 def _check_epoch(epoch: Any) -> int:
-    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 1 <= epoch <= MAX_EPOCH:
-        raise ServiceError("invalid_args", "epoch must be a whole number from 1")
-    return epoch
+    try:
+        return check_epoch(epoch)
+    except KeyringError as exc:
+        raise ServiceError("invalid_args", str(exc)) from None
 
 
 @transaction.atomic

@@ -14,7 +14,7 @@ from meshes.actors import Actor
 from meshes.errors import Forbidden, NotFound, ServiceError
 from meshes.models import Member, Role, Topic, TopicMember, TopicRole, TopicVisibility
 from meshes.models.topics import GENERAL_TOPIC
-from meshes.selectors_topics import may_manage_topic, topic_for_ref
+from meshes.selectors_topics import may_manage_topic, require_topic
 from meshes.services.checks import audit, printable, require_live_mesh
 from meshes.text import storable
 from protocol.ids import is_id_fragment
@@ -125,20 +125,20 @@ def topic_join(*, actor: Actor, topic_ref: Any, role: Any = None, member_id: Any
 
 
 @transaction.atomic
-def topic_leave(*, actor: Actor, topic_ref: Any, member_id: Any = None) -> bool:
-    """The caller leaves, or a lead or manager removes `member_id`. True when a subscription ended."""
+def topic_leave(*, actor: Actor, topic_ref: Any, member_id: Any = None) -> tuple[Topic, bool]:
+    """The caller leaves, or a lead or manager removes `member_id`. The topic, and whether a subscription ended."""
     member_id = _clean_member_id(member_id)
     topic = _topic(actor, topic_ref)
     if member_id is None or member_id == actor.member_id:
         member = _require_member(actor)
         removed, _ = TopicMember.objects.filter(topic=topic, member=member).delete()
-        return bool(removed)
+        return topic, bool(removed)
     if not may_manage_topic(actor=actor, topic=topic):
         raise Forbidden("forbidden", "only a topic lead or a mesh admin can remove someone else")
     removed, _ = TopicMember.objects.filter(topic=topic, member_id=member_id).delete()
     if removed:
         audit(actor, "topic_member_removed", {"topicId": topic.id, "memberId": member_id})
-    return bool(removed)
+    return topic, bool(removed)
 
 
 def topic_mark_read(*, actor: Actor, topic_ref: Any) -> Topic:
@@ -151,8 +151,11 @@ def topic_mark_read(*, actor: Actor, topic_ref: Any) -> Topic:
 def topic_subscribe_general(*, member: Member) -> TopicMember:
     """Every member is in its mesh's `general` (owners as lead), made on first need."""
     topic, _ = Topic.objects.get_or_create(mesh_id=member.mesh_id, name=GENERAL_TOPIC)
-    role = TopicRole.LEAD if member.role == Role.OWNER else TopicRole.MEMBER
-    return _subscribe(topic, member, role)
+    return _subscribe(topic, member, _general_role(member))
+
+
+def _general_role(member: Member) -> str:
+    return TopicRole.LEAD if member.role == Role.OWNER else TopicRole.MEMBER
 
 
 def topic_subscribe_general_bulk(*, members: list[Member]) -> None:
@@ -162,7 +165,9 @@ def topic_subscribe_general_bulk(*, members: list[Member]) -> None:
         if member.mesh_id not in generals:
             generals[member.mesh_id], _ = Topic.objects.get_or_create(mesh_id=member.mesh_id, name=GENERAL_TOPIC)
     TopicMember.objects.bulk_create(
-        (TopicMember(topic=generals[m.mesh_id], member=m) for m in members), batch_size=2000, ignore_conflicts=True
+        (TopicMember(topic=generals[m.mesh_id], member=m, role=_general_role(m)) for m in members),
+        batch_size=2000,
+        ignore_conflicts=True,
     )
 
 
@@ -176,7 +181,4 @@ def topic_subscriptions_carry(*, from_member: Member, to_member: Member) -> None
 
 
 def _topic(actor: Actor, topic_ref: Any) -> Topic:
-    topic = topic_for_ref(mesh_id=actor.mesh.id, topic_ref=topic_ref)
-    if topic is None:
-        raise NotFound("topic_not_found", f'topic "{topic_ref}" not found')
-    return topic
+    return require_topic(mesh_id=actor.mesh.id, topic_ref=topic_ref)
