@@ -185,11 +185,12 @@ class MeshClient:
         """member id → pubkey of who a scope's key is for, as the broker lists them."""
         if scope.startswith(TOPIC_SCOPE_PREFIX):
             return await self.topics.member_keys(scope[len(TOPIC_SCOPE_PREFIX):])
-        members = await self.members()
         if scope == MESH_SCOPE:
+            members = await self.members()
             return {str(m["memberId"]): str(m["pubkey"]) for m in members if m.get("pubkey") and m.get("memberId")}
         group = scope.partition(":")[2]
         inside = set(await self.multicast_recipients(Target(spec=f"@{group}", multicast=True, label=group, group=group)))
+        members = self._members_cache[1]  # just read by multicast_recipients
         return {str(m["memberId"]): str(m["pubkey"]).lower() for m in members
                 if m.get("memberId") and str(m.get("pubkey", "")).lower() in inside}
 

@@ -17,6 +17,11 @@ class TopicNotFound(TargetError):
         super().__init__(f'topic "{ref}" not found. topics: {listed}', "not_found")
 
 
+def _bare(ref: str) -> str:
+    """A topic as the broker takes it: name or id, without the `#`."""
+    return ref.strip().lstrip("#")
+
+
 class Topics:
     """`request` is the connection's; `open_message` and `sender_name` are the client's (how any message is opened
     and its sender named), so a history page reads exactly as pushed messages do."""
@@ -36,7 +41,7 @@ class Topics:
 
     async def find(self, ref: str) -> dict[str, Any]:
         """A topic by `#name`, name or id (client.md §1.4: `#name` is resolved with `topic_list`)."""
-        wanted = ref.strip().lstrip("#")
+        wanted = _bare(ref)
         topics = await self.list()
         for topic in topics:
             if topic.get("id") == wanted or str(topic.get("name", "")).lower() == wanted.lower():
@@ -63,19 +68,19 @@ class Topics:
         return reply
 
     async def join(self, ref: str, *, role: str | None = None) -> dict:
-        frame: dict[str, Any] = {"type": "topic_join", "topic": ref.strip().lstrip("#")}
+        frame: dict[str, Any] = {"type": "topic_join", "topic": _bare(ref)}
         if role:
             frame["role"] = role
         return await self._request(frame, "topic_joined")
 
     async def leave(self, ref: str) -> dict:
-        return await self._request({"type": "topic_leave", "topic": ref.strip().lstrip("#")}, "topic_left")
+        return await self._request({"type": "topic_leave", "topic": _bare(ref)}, "topic_left")
 
     async def mark_read(self, ref: str) -> dict:
-        return await self._request({"type": "topic_mark_read", "topic": ref.strip().lstrip("#")}, "topic_marked_read")
+        return await self._request({"type": "topic_mark_read", "topic": _bare(ref)}, "topic_marked_read")
 
     async def members(self, ref: str) -> list[dict[str, Any]]:
-        reply = await self._request({"type": "topic_members", "topic": ref.strip().lstrip("#")}, "topic_members_response")
+        reply = await self._request({"type": "topic_members", "topic": _bare(ref)}, "topic_members_response")
         return [m for m in reply.get("members") or [] if isinstance(m, dict)]
 
     async def member_keys(self, topic_id: str) -> dict[str, str]:
@@ -84,7 +89,7 @@ class Topics:
 
     async def history(self, ref: str, *, limit: int = 50, before: str | None = None) -> dict[str, Any]:
         """A page of history, newest first, each message opened (or saying why not) with its sender's name."""
-        frame: dict[str, Any] = {"type": "topic_history", "topic": ref.strip().lstrip("#"), "limit": limit}
+        frame: dict[str, Any] = {"type": "topic_history", "topic": _bare(ref), "limit": limit}
         if before:
             frame["beforeId"] = before
         reply = await self._request(frame, "topic_history_response")
