@@ -105,3 +105,8 @@ def switch_interval_seconds() -> float | None:
     """CPython's thread switch interval for a broker process (None, 0 or less: leave Python's 5 ms default)."""
     value = get("BROKER_SWITCH_INTERVAL_MS", None)
     return float(value) / 1000.0 if value and value > 0 else None
+
+
+def scheduler_poll_seconds() -> float:
+    """How often a worker looks for scheduled messages made on other workers (its own wake it at once)."""
+    return float(get("BROKER_SCHEDULER_POLL_SECONDS", 5.0))

@@ -158,6 +158,7 @@ class Message(models.Model):
     ciphertext = models.TextField()
     client_message_id = models.CharField(max_length=64, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    subtype = models.CharField(max_length=16, null=True, blank=True)  # "reminder" for a scheduled delivery
 
     class Meta:
         constraints = [

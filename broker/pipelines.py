@@ -95,7 +95,7 @@ class SendPipeline:
                 await conn.send_frame(wire.send_ack(send_id, "", "internal error: message not stored, retry"))
             return
         await self._acknowledge(batch, outcomes)
-        await self._push(batch, outcomes)
+        await self.push_claimed(outcomes, [started for _, _, _, started in batch])
         await self._charge_fanout(batch, outcomes)
 
     async def _charge_fanout(self, batch: list[QueuedSend], outcomes: list[SendOutcome]) -> None:
@@ -123,11 +123,12 @@ class SendPipeline:
                 metrics.messages_in.inc()
                 await conn.send_frame(wire.send_ack(send_id, outcome.message_id, reach=outcome.reach))
 
-    async def _push(self, batch: list[QueuedSend], outcomes: list[SendOutcome]) -> None:
-        """Then: the pre-claimed rows, from memory: a local socket directly, another worker's in one message."""
+    async def push_claimed(self, outcomes: list[SendOutcome], started: list[float]) -> None:
+        """Then: the pre-claimed rows, from memory: a local socket directly, another worker's in one message.
+        `started` is when each send arrived (its latency is measured from there)."""
         elsewhere: dict[str, list[DeliverItem]] = defaultdict(list)
         here = self.fanout.worker_id
-        for (_, _, _, started), outcome in zip(batch, outcomes, strict=True):
+        for started_at, outcome in zip(started, outcomes, strict=True):
             if outcome.frame is None or not outcome.reach.claimed:
                 continue
             text = wire.dumps(outcome.frame)
@@ -138,7 +139,7 @@ class SendPipeline:
                     continue
                 conn = self.registry.get(presence_id)
                 if conn is not None:  # else: closed meanwhile; its row is released and re-sent
-                    await conn.deliver_claimed([(message_id, priority, text)], started)
+                    await conn.deliver_claimed([(message_id, priority, text)], started_at)
         for worker_id, items in elsewhere.items():
             await self.fanout.deliver_elsewhere(worker_id, items)
 

@@ -23,6 +23,11 @@ def peers_list(*, mesh_id: str, viewer_member_pubkey: str) -> list[Presence]:
     ]
 
 
+def live_in_mesh(*, mesh_id: str) -> list[Presence]:
+    """Every live connection of the mesh, hidden ones too (`mesh_info` counts them, §5.6)."""
+    return list(live_presences().filter(mesh_id=mesh_id).order_by("connected_at", "id"))
+
+
 def online_peers(*, mesh_id: str) -> list[dict[str, Any]]:
     """Dashboard live view: who is connected right now (every worker), oldest first."""
     return [

@@ -108,6 +108,8 @@ def message_push(message: Any) -> dict[str, Any]:
     }
     if not is_direct_target(message.target_spec):
         frame["targetSpec"] = message.target_spec
+    if message.subtype:
+        frame["subtype"] = message.subtype
     return frame
 
 

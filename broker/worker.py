@@ -24,6 +24,7 @@ from broker.layer import WorkerLayer
 from broker.pipelines import MarkPipeline, SendPipeline
 from broker.ratelimit import SharedTokenBuckets, TokenBuckets
 from broker.registry import ConnectionRegistry
+from broker.scheduler import Scheduler
 from broker.services.workers import worker_retire
 from broker.sweeper import Sweeper
 
@@ -59,6 +60,7 @@ class Worker:
             executor=send_executor,
         )
         self.marks = MarkPipeline(inflight=self.inflight, executor=mark_executor)
+        self.scheduler = Scheduler(sends=self.sends)
         self.closes = ClosePath(registry=self.registry, marks=self.marks.batcher, fanout=self.fanout)
         self.sweeper = Sweeper(
             registry=self.registry,
@@ -92,6 +94,7 @@ class Worker:
             self._tasks.append(asyncio.ensure_future(Sweeper.every(conf.worker_beat_seconds(), self.sweeper.beat)))
             self._tasks.append(asyncio.ensure_future(Sweeper.every(conf.heartbeat_seconds(), self.sweeper.heartbeat)))
             self._tasks.append(asyncio.ensure_future(Sweeper.every(conf.sweep_seconds(), self.sweeper.sweep)))
+            self._tasks.append(asyncio.ensure_future(self.scheduler.run()))
             self._started = True
 
     def connection(self, *, send, close_socket, ip: str, origin: str | None = None) -> Connection:

@@ -269,6 +269,7 @@ BROKER_SWEEP_SECONDS = float(os.environ.get("BROKER_SWEEP_SECONDS", "2"))
 BROKER_HELLO_TIMEOUT_SECONDS = env_int("BROKER_HELLO_TIMEOUT_SECONDS", 30)
 BROKER_BATCH_MS = float(os.environ.get("BROKER_BATCH_MS", "3"))
 BROKER_RETRANSMIT_SECONDS = float(os.environ.get("BROKER_RETRANSMIT_SECONDS", "10"))
+BROKER_SCHEDULER_POLL_SECONDS = float(os.environ.get("BROKER_SCHEDULER_POLL_SECONDS", "5"))
 BROKER_HOOK_RATE_LIMIT_PER_MIN = env_int("HOOK_RATE_LIMIT_PER_MIN", 30)  # per pid:cwd, per worker process
 # CPython thread switch interval in a broker process; 0 keeps Python's 5 ms (docs/benchmarks.md, change 8).
 BROKER_SWITCH_INTERVAL_MS = float(os.environ.get("BROKER_SWITCH_INTERVAL_MS", "1"))

@@ -226,12 +226,17 @@ def parse_scope(raw: bytes) -> ScopeEnvelope | None:
     )
 
 
+def scope_signature_ok(envelope: ScopeEnvelope, *, mesh_id: str, nonce: bytes) -> bool:
+    """The author's signature over this mesh, scope, epoch and nonce: anyone can check it without the key."""
+    context = scope_context(mesh_id=mesh_id, scope=envelope.scope, epoch=envelope.epoch)
+    return bool(HEX64.fullmatch(envelope.author)) and verify_detached_hex(
+        envelope.author, SCOPE_MAGIC + context + nonce + envelope.signed, envelope.signature.hex()
+    )
+
+
 def open_scope(envelope: ScopeEnvelope, *, mesh_id: str, nonce: bytes, key: bytes) -> str:
     """The text, once the author's signature and the key's tag both check out."""
-    context = scope_context(mesh_id=mesh_id, scope=envelope.scope, epoch=envelope.epoch)
-    if not HEX64.fullmatch(envelope.author) or not verify_detached_hex(
-        envelope.author, SCOPE_MAGIC + context + nonce + envelope.signed, envelope.signature.hex()
-    ):
+    if not scope_signature_ok(envelope, mesh_id=mesh_id, nonce=nonce):
         raise KeyringError("scope message signature does not verify (forged, altered or moved)")
     try:
         raw = nacl.secret.SecretBox(key).decrypt(envelope.body, nonce)

@@ -22,6 +22,18 @@ class Status(StrEnum):
     DND = "dnd"
 
 
+class PushSubtype(StrEnum):
+    SYSTEM = "system"  # a broker event
+    REMINDER = "reminder"  # a scheduled delivery (§5.7)
+    WEBHOOK = "webhook"
+
+
+class TaskStatus(StrEnum):
+    OPEN = "open"
+    CLAIMED = "claimed"
+    DONE = "done"
+
+
 class ApiKeyCapability(StrEnum):
     SEND = "send"
     READ = "read"

@@ -62,7 +62,7 @@ async def call_for_member(conn, frame: dict[str, Any], fn: Callable[[Actor, dict
     try:
         return await database_sync_to_async(run)()
     except MeshError as exc:
-        await conn.send_frame(wire.error(exc.code, exc.message, frame))
+        await conn.send_frame({**exc.extra, **wire.error(exc.code, exc.message, frame)})
         return None
 
 

@@ -16,7 +16,7 @@ from meshes.models import TopicMessage
 
 MESSAGE_COLUMNS = (
     "id", "mesh_id", "sender_member_id", "sender_session_pubkey", "sender_pubkey", "target_spec", "priority",
-    "nonce", "ciphertext", "client_message_id", "created_at",
+    "nonce", "ciphertext", "client_message_id", "created_at", "subtype",
 )  # fmt: skip
 DELIVERY_COLUMNS = (
     "message_id", "recipient_member_id", "recipient_session", "gated", "priority", "state", "claimed_by",
@@ -39,6 +39,7 @@ class MessageRow:
     ciphertext: str
     client_message_id: str | None
     created_at: datetime
+    subtype: str | None = None  # "reminder": a scheduled delivery
 
 
 @dataclass(slots=True)

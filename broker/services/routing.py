@@ -17,12 +17,13 @@ from broker.models import DeliveryState, PeerState, Presence, session_key
 from broker.services.bulk import DeliveryRow
 from broker.services.liveness import dead_worker_ids, effective_status, live_presences
 from meshes.models import Member
-from protocol.vocabulary import Priority, Status, is_direct_target
+from protocol.vocabulary import Priority, PushSubtype, Status, is_direct_target
 
 DEFAULT_GRANTS = ("read", "dm", "broadcast", "state-read")
 NO_PEER = "no connected peer for target (not online, or targetSpec is your own key without another session)"
 BLOCKED = "blocked by recipient grants (sender lacks dm capability)"
 IDLE, NOW = Status.IDLE.value, Priority.NOW.value  # plain str: compared once per recipient
+REMINDER = PushSubtype.REMINDER.value
 MEMBER_FIELDS = ("id", "mesh_id", "pubkey", "peer_grants", "default_groups", "display_name")
 PRESENCE_FIELDS = (
     "id", "mesh_id", "member_id", "session_id", "session_pubkey", "groups", "visible", "worker_id",
@@ -58,6 +59,7 @@ class SendInput:
     nonce: str
     ciphertext: str
     client_message_id: str | None
+    subtype: str | None = None  # "reminder": a scheduled delivery, which may reach the scheduler itself
 
 
 @dataclass
@@ -242,13 +244,14 @@ def _pre_claim(ctx: RoutingContext, presence: dict[str, Any], delivery: Delivery
 
 def plan_direct(item: SendInput, ctx: RoutingContext, message_id: str, reach: Reach) -> list[DeliveryRow]:
     sender, target = item.sender, item.target_spec
+    reminder = item.subtype == REMINDER  # [PY] §10 item 7: a reminder may be to oneself, even this very session
     member = ctx.member_by_pubkey.get((sender.mesh_id, target))
     recipient_session = None
     if member is not None:
         candidates = [p for p in ctx.live_by_member.get(member["id"], ()) if p["id"] != sender.presence_id]
     else:
         owner_id = ctx.session_owner.get((sender.mesh_id, target))
-        if owner_id is None or target == sender.session_pubkey:
+        if owner_id is None or (target == sender.session_pubkey and not reminder):
             raise SendRejected(NO_PEER, "no_recipient")
         member = ctx.members[owner_id]
         candidates = [
@@ -262,11 +265,13 @@ def plan_direct(item: SendInput, ctx: RoutingContext, message_id: str, reach: Re
             reach.session_ended = True
             candidates = [p for p in ctx.live_by_member.get(member["id"], ()) if p["id"] != sender.presence_id]
     if member["id"] == sender.member_id and recipient_session is None:
-        # To one's own member: another session of ours, never the sending connection itself.
-        if not candidates:
+        # To one's own member: another session of ours, never the sending connection itself. A reminder with no
+        # session live waits for the member's next one.
+        if not candidates and not reminder:
             raise SendRejected(NO_PEER, "no_recipient")
-        candidates = _long_lived_first(candidates, ctx)[:1]
-        recipient_session = session_key(candidates[0]["session_pubkey"], candidates[0]["session_id"])
+        if candidates:
+            candidates = _long_lived_first(candidates, ctx)[:1]
+            recipient_session = session_key(candidates[0]["session_pubkey"], candidates[0]["session_id"])
     if not grants_allow(member["peer_grants"], sender=sender, capability="dm"):
         raise SendRejected(BLOCKED, "blocked")
     delivery = DeliveryRow(

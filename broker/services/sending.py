@@ -133,6 +133,7 @@ def messages_accept(*, inputs: list[SendInput], worker_id: str) -> list[SendOutc
             ciphertext=item.ciphertext,
             client_message_id=item.client_message_id,
             created_at=now,
+            subtype=item.subtype,
         )
         try:
             if is_topic_target(item.target_spec):

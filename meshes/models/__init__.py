@@ -1,5 +1,7 @@
-"""The meshes app's tables: meshes, members, invites, API keys and the audit log (`core`), topics (`topics`)."""
+"""The meshes app's tables: meshes, members, invites, API keys and the audit log (`core`), topics (`topics`), and
+shared state, memories, tasks and scheduled messages (`coordination`)."""
 
+from meshes.models.coordination import Memory, MemoryToken, ScheduledMessage, StateEntry, Task, TaskStatus
 from meshes.models.core import (
     MANAGER_ROLES,
     ApiKey,
@@ -20,8 +22,14 @@ __all__ = [
     "AuditEvent",
     "Invite",
     "Member",
+    "Memory",
+    "MemoryToken",
     "Mesh",
     "Role",
+    "ScheduledMessage",
+    "StateEntry",
+    "Task",
+    "TaskStatus",
     "Topic",
     "TopicMember",
     "TopicMessage",

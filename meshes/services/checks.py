@@ -7,9 +7,14 @@ from typing import Any
 
 from meshes.actors import Actor
 from meshes.audit import audit_append
-from meshes.errors import ServiceError
+from meshes.errors import Forbidden, ServiceError
 from meshes.models import Mesh
 from meshes.text import storable
+from protocol.keyring import scope_signature_ok
+from protocol.records import RecordError, parse_sealed
+
+MAX_TAGS = 20
+MAX_TAG_CHARS = 50
 
 
 def audit(actor: Actor, event_type: str, payload: dict[str, Any]) -> None:
@@ -69,3 +74,47 @@ def check_int(value: Any, *, field: str, low: int, high: int) -> int:
 def user_display_name(user) -> str:
     """Full name, else the e-mail's local part: invite previews show this name to whoever holds a link."""
     return (user.get_full_name() or user.email.partition("@")[0] or user.username)[:100]
+
+
+def clean_sealed(value: Any, *, actor: Actor, field: str) -> dict[str, str]:
+    """A sealed record (docs/encryption.md "Coordination records") written and signed by the actor's member key:
+    the server cannot read it, but it can refuse one that claims another author."""
+    try:
+        envelope, nonce = parse_sealed(value)
+    except RecordError as exc:
+        raise ServiceError("invalid_args", f"{field}: {exc}") from None
+    member_key = (actor.member.pubkey or "").lower() if actor.member is not None else ""
+    if envelope.author != member_key or not scope_signature_ok(envelope, mesh_id=actor.mesh.id, nonce=nonce):
+        raise ServiceError("invalid_args", f"{field} must be sealed and signed with your own member key")
+    return {"nonce": value["nonce"], "ciphertext": value["ciphertext"]}
+
+
+def clean_tags(tags: Any) -> list[str]:
+    if tags is None:
+        return []
+    if not isinstance(tags, list) or len(tags) > MAX_TAGS:
+        raise ServiceError("invalid_args", f"tags must be a list of at most {MAX_TAGS} strings")
+    cleaned = []
+    for tag in tags:
+        if not isinstance(tag, str) or not storable(tag) or not 1 <= len(tag.strip()) <= MAX_TAG_CHARS:
+            raise ServiceError("invalid_args", f"each tag must be 1–{MAX_TAG_CHARS} characters of text")
+        if tag.strip() not in cleaned:
+            cleaned.append(printable(tag.strip()))
+    return cleaned
+
+
+def clean_text(value: Any, *, field: str, max_chars: int) -> str:
+    """Free text (a memory, a task title): printable apart from newlines and tabs, 1–max_chars characters."""
+    if not isinstance(value, str) or not storable(value):
+        raise ServiceError("invalid_args", f"{field} must be text")
+    cleaned = value.strip()
+    if not 1 <= len(cleaned) <= max_chars:
+        raise ServiceError("invalid_args", f"{field} must be 1–{max_chars} characters")
+    return cleaned
+
+
+def require_member(actor: Actor):
+    """The acting member: coordination is for members (an API key or a dashboard visitor holds no member key)."""
+    if actor.member is None or not actor.member.is_active:
+        raise Forbidden("forbidden", "only a member of this mesh can do that")
+    return actor.member

@@ -15,7 +15,7 @@ from meshes.errors import Forbidden, NotFound, ServiceError
 from meshes.models import Member, Role, Topic, TopicMember, TopicRole, TopicVisibility
 from meshes.models.topics import GENERAL_TOPIC
 from meshes.selectors_topics import may_manage_topic, require_topic
-from meshes.services.checks import audit, printable, require_live_mesh
+from meshes.services.checks import audit, printable, require_live_mesh, require_member
 from meshes.text import storable
 from protocol.ids import is_id_fragment
 
@@ -62,16 +62,10 @@ def _clean_member_id(value: Any) -> str | None:
     return value
 
 
-def _require_member(actor: Actor) -> Member:
-    if actor.member is None or not actor.member.is_active:
-        raise Forbidden("forbidden", "only a member of this mesh can do that")
-    return actor.member
-
-
 @transaction.atomic
 def topic_create(*, actor: Actor, name: Any, description: Any = None, visibility: Any = None) -> tuple[Topic, bool]:
     """Idempotent on (mesh, name): an existing topic comes back with created False. The creator joins as lead."""
-    member = _require_member(actor)
+    member = require_member(actor)
     require_live_mesh(actor.mesh)
     cleaned = topic_clean_name(name)
     chosen = _clean_choice(visibility, TopicVisibility, field="visibility", default=TopicVisibility.PUBLIC)
@@ -130,7 +124,7 @@ def topic_leave(*, actor: Actor, topic_ref: Any, member_id: Any = None) -> tuple
     member_id = _clean_member_id(member_id)
     topic = _topic(actor, topic_ref)
     if member_id is None or member_id == actor.member_id:
-        member = _require_member(actor)
+        member = require_member(actor)
         removed, _ = TopicMember.objects.filter(topic=topic, member=member).delete()
         return topic, bool(removed)
     if not may_manage_topic(actor=actor, topic=topic):
@@ -142,7 +136,7 @@ def topic_leave(*, actor: Actor, topic_ref: Any, member_id: Any = None) -> tuple
 
 
 def topic_mark_read(*, actor: Actor, topic_ref: Any) -> Topic:
-    member = _require_member(actor)
+    member = require_member(actor)
     topic = _topic(actor, topic_ref)
     TopicMember.objects.filter(topic=topic, member=member).update(last_read_at=timezone.now())
     return topic

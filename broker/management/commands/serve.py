@@ -13,10 +13,14 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from broker import conf
-from broker.worker import shutdown_current_worker
+from broker.worker import get_worker, shutdown_current_worker
 
 
 class BrokerServer(uvicorn.Server):
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=sockets)
+        await get_worker().ensure_started()  # scheduled messages fire before anyone connects
+
     async def shutdown(self, sockets=None) -> None:
         for server in self.servers:  # no new sockets while the old ones are told to go
             server.close()
