@@ -16,6 +16,7 @@ from peer.config import Config, ConfigError, ConfigStore, MeshEntry, session_nam
 from peer.connection_terms import CLI_CHANNEL, ConnectionUnavailable, HelloOptions, RequestFailed, TerminalClose
 from peer.inbox import Inbox
 from peer.output import (
+    ALREADY_EXISTS,
     FAILURE,
     INTERNAL_ERROR,
     INVALID_ARGS,
@@ -29,6 +30,11 @@ from peer.session_slots import SessionSlot, slot_keypairs
 from peer.targets import TargetError
 
 CONNECT_TIMEOUT = 10.0
+REFUSAL_EXIT_CODES = {
+    "forbidden": PERMISSION_DENIED, "unauthorized": PERMISSION_DENIED, "topic_not_found": NOT_FOUND,
+    "task_not_found": NOT_FOUND, "invalid_args": INVALID_ARGS, "invalid_cron": INVALID_ARGS,
+    "version_conflict": ALREADY_EXISTS,
+}  # fmt: skip
 
 
 class Parser(argparse.ArgumentParser):
@@ -166,8 +172,7 @@ def run_async(coro: Awaitable[Any], *, forever: bool = False) -> Any:
     except ConnectionUnavailable as exc:
         raise CliError(str(exc), NETWORK_ERROR, hint="check the broker URL and your network; `claudemesh doctor`") from exc
     except RequestFailed as exc:
-        code = {"forbidden": PERMISSION_DENIED, "unauthorized": PERMISSION_DENIED, "topic_not_found": NOT_FOUND}.get(
-            exc.code, FAILURE)
+        code = REFUSAL_EXIT_CODES.get(exc.code, FAILURE)
         raise CliError(f"broker refused: {exc}", code, code=exc.code) from exc
     except TargetError as exc:
         code = INVALID_ARGS if exc.kind in ("ambiguous", "invalid") else NOT_FOUND

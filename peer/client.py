@@ -14,9 +14,13 @@ from typing import Any
 from peer.config import MeshEntry, config_dir
 from peer.connection import SEND_TIMEOUT, MeshConnection
 from peer.connection_terms import HelloOptions, RequestFailed
+from peer.coordination import Coordination
+from peer.describe import system_text
 from peer.inbox import WAITING, Inbox, InboxMessage, now_iso
 from peer.keyring import KeyStore, ScopeKeys
+from peer.reminders import Reminders
 from peer.scope_messages import TOPIC_SCOPE_PREFIX, read_scope_message, scope_envelope
+from peer.sealing import RecordSealer
 from peer.targets import Target, resolve_target
 from peer.topics import Topics
 from protocol.crypto import SigningKeypair
@@ -55,6 +59,11 @@ class MeshClient:
         store = KeyStore(keyring_dir or (inbox.path.parent if inbox is not None else config_dir()), mesh.mesh_id)
         self.keys = ScopeKeys(store=store, mesh_id=mesh.mesh_id, member_id=mesh.member_id, member=mesh.keypair,
                               request=self.connection.request, members_of=self.scope_members)
+        sealer = RecordSealer(keys=self.keys, mesh_id=mesh.mesh_id, author=mesh.keypair, roster=self.roster_keys)
+        self.coordination = Coordination(request=self.connection.request, sealer=sealer,
+                                         sealed=lambda: self.broker_has_extensions)
+        self.reminders = Reminders(request=self.connection.request, seal_for=self.seal_for, member_pubkey=mesh.pubkey,
+                                   member_secret=mesh.secret_key, sealed=lambda: self.broker_has_extensions)
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
@@ -162,10 +171,12 @@ class MeshClient:
                 result[key] = ack[key]
         return result
 
-    async def seal(self, target: Target, text: str) -> WireEnvelope:
+    async def seal(self, target: Target, text: str, *, as_member: bool = False) -> WireEnvelope:
         """Direct: to the member key. Topics, `*`, `@all` and large groups: the scope's keyring key (O(1) in the
-        members). Small groups, and any multicast through a broker without the keyring: one key per message."""
-        sender_secret = self.connection.session.secret_hex  # the broker labels our pushes with the session key
+        members). Small groups, and any multicast through a broker without the keyring: one key per message.
+        Sealed from the session key (what the broker labels our pushes with), or `as_member` for a message the
+        broker sends later from the member key (a scheduled one)."""
+        sender_secret = self.mesh.secret_key if as_member else self.connection.session.secret_hex
         if not target.multicast:
             return seal_direct(text, recipient_pubkey=target.seal_to or target.spec, sender_secret_hex=sender_secret)
         scope = scope_for_target(target.spec)
@@ -180,6 +191,11 @@ class MeshClient:
         nonce, ciphertext = seal_scope(text, mesh_id=self.mesh.mesh_id, scope=scope, epoch=epoch, key=key,
                                        author=self.mesh.keypair)
         return WireEnvelope(nonce=nonce, ciphertext=ciphertext)
+
+    async def seal_for(self, to: str, text: str) -> tuple[str, WireEnvelope]:
+        """(targetSpec, envelope from the member key) for a message the broker delivers later."""
+        target = await self.resolve(to)
+        return target.spec, await self.seal(target, text, as_member=True)
 
     async def scope_members(self, scope: str) -> dict[str, str]:
         """member id → pubkey of who a scope's key is for, as the broker lists them."""
@@ -323,6 +339,9 @@ class MeshClient:
         )
 
     async def _on_push(self, frame: dict[str, Any]) -> None:
+        if frame.get("type") == "state_change":
+            await self._tell(await self.read_state_change(frame))
+            return
         message = await self.read_push(frame)
         data = frame.get("eventData")
         if message.kind == "system" and message.event in KEYRING_EVENTS:
@@ -338,6 +357,19 @@ class MeshClient:
             is_new = self.inbox.add(message)  # stored before the push is acknowledged to the broker
         if is_new:
             await self._tell(message)
+
+    async def read_state_change(self, frame: dict[str, Any]) -> InboxMessage:
+        """A `state_change` as a system message (client.md §7: `[state] <key> = <value> (set by <name>)`)."""
+        change = await self.coordination.state_change(frame)
+        value = json.dumps(change["value"]) if change["failure"] is None else f"[unreadable: {change['failure']}]"
+        return InboxMessage(
+            mesh_id=self.mesh.mesh_id, mesh_slug=self.mesh.slug, message_id=f"state-{time.time_ns()}",
+            sender_pubkey="system", sender_name=None, sender_member_id=None, priority="low", kind="system",
+            plaintext=f"[state] {change['key']} = {value} (set by {change['updatedBy'] or 'unknown'})", failure=None,
+            nonce="", ciphertext="", created_at=now_iso(), received_at=now_iso(), subtype="system",
+            event="state_change", event_data=json.dumps({"key": change["key"], "version": change["version"]}),
+            topic=None, target_spec=None,
+        )
 
     async def _tell(self, message: InboxMessage) -> None:
         for listener in self.listeners:
@@ -382,16 +414,3 @@ def _in_group(groups: Any, name: str) -> bool:
             return True
     return False
 
-
-def system_text(event: str, data: dict[str, Any]) -> str:
-    """Readable text for broker events (client.md §7.4 system table, the common ones)."""
-    name = data.get("name") or data.get("displayName") or "unknown"
-    if event == "peer_joined":
-        return f'[system] Peer "{name}" joined the mesh'
-    if event == "peer_returned":
-        return f'[system] Welcome back, "{name}"!'
-    if event == "peer_left":
-        return f'[system] Peer "{name}" left the mesh'
-    if not event:
-        return "[system]"
-    return f"[system] {event}: {json.dumps(data, sort_keys=True)}" if data else f"[system] {event}"

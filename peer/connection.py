@@ -291,10 +291,10 @@ class MeshConnection:
         if frame is None:
             return
         kind = frame.get("type")
-        if kind == "push":
+        if kind in ("push", "state_change"):  # unsolicited, handled in arrival order
             self._pushes.put_nowait(frame)
             return
-        if kind == "ack":
+        if kind == "ack" and not isinstance(frame.get("_reqId"), str):  # a send's (`forget` answers one too)
             pending = self._sends.get(str(frame.get("id") or ""))
             if pending is not None and not pending.future.done():
                 pending.future.set_result(frame)

@@ -3,6 +3,7 @@ who the members are, what became of a message."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -115,3 +116,23 @@ def messages_text(messages: list[InboxMessage]) -> str:
         blocks.append(f"[{message.mesh_slug}]{tag} from {sender_label(message)} ({message.sender_pubkey[:12]}…, "
                       f"{message.kind}, {message.priority}, {message.created_at}):\n{message_body(message)}")
     return f"{len(messages)} new message(s):\n\n" + "\n\n---\n\n".join(blocks)
+
+
+TASK_VERBS = {"task_created": "created", "task_claimed": "claimed", "task_done": "completed"}
+
+
+def system_text(event: str, data: dict[str, Any]) -> str:
+    """Readable text for broker events (client.md §7.4 system table, the common ones)."""
+    name = data.get("name") or data.get("displayName") or "unknown"
+    if event == "peer_joined":
+        return f'[system] Peer "{name}" joined the mesh'
+    if event == "peer_returned":
+        return f'[system] Welcome back, "{name}"!'
+    if event == "peer_left":
+        return f'[system] Peer "{name}" left the mesh'
+    if event in TASK_VERBS:
+        title = f' "{data["title"]}"' if data.get("title") else ""
+        return f"[system] {data.get('by') or 'someone'} {TASK_VERBS[event]} task {str(data.get('taskId', ''))[:8]}{title}"
+    if not event:
+        return "[system]"
+    return f"[system] {event}: {json.dumps(data, sort_keys=True)}" if data else f"[system] {event}"

@@ -1,0 +1,108 @@
+"""`claudemesh state|remember|recall|forget|task|remind|schedule|info` against a real server process: what one
+member writes another reads in the clear, while the server's rows hold only ciphertext (client.md §1.5,
+protocol.md §5.4–5.8)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.peer.test_topic_verbs import join
+
+pytestmark = pytest.mark.slow
+
+ROWS = (
+    "import json; from meshes.models import StateEntry, Memory, Task, ScheduledMessage; "
+    "print(json.dumps([list(M.objects.values()) for M in (StateEntry, Memory, Task, ScheduledMessage)], default=str))"
+)
+
+
+def stored_rows(e2e_server) -> str:
+    return e2e_server.shell(ROWS).strip().splitlines()[-1]
+
+
+def test_shared_state_is_sealed_compared_and_set_and_read_by_another_member(e2e_server, make_peer):
+    alice, bob = join(e2e_server, make_peer, "alice"), join(e2e_server, make_peer, "bob")
+    stored = alice.json("state", "set", "release", '{"day": "friday", "owner": "alice"}')
+    assert stored == {"key": "release", "version": 1, "encrypted": True}
+    got = bob.json("state", "get", "release")
+    assert got["value"] == {"day": "friday", "owner": "alice"} and got["updatedBy"] == "alice" and got["failure"] is None
+    assert "release = " in bob.run("state", "get", "release").stdout
+    assert "(not set)" in bob.run("state", "get", "nothing").stdout
+    conflict = bob.run("state", "set", "release", "monday", "--expect-version", "0", "--json", check=False)
+    assert conflict.returncode == 6 and "version_conflict" in conflict.stdout
+    assert bob.json("state", "set", "release", "monday", "--expect-version", "1")["version"] == 2
+    assert [(e["key"], e["value"]) for e in alice.json("state", "list")["entries"]] == [("release", "monday")]
+    assert "friday" not in stored_rows(e2e_server) and "monday" not in stored_rows(e2e_server)
+
+
+def test_memories_are_recalled_by_word_without_the_server_reading_them(e2e_server, make_peer):
+    alice, bob = join(e2e_server, make_peer, "alice"), join(e2e_server, make_peer, "bob")
+    first = alice.json("remember", "the", "staging", "database", "lives", "on", "db-2", "--tags", "ops,postgres")
+    alice.json("remember", "lunch", "orders", "go", "in", "before", "noon")
+    found = bob.json("recall", "staging", "databases")["memories"]
+    assert [m["id"] for m in found] == [first["id"]]
+    assert found[0]["content"] == "the staging database lives on db-2" and found[0]["tags"] == ["ops", "postgres"]
+    assert found[0]["rememberedBy"] == "alice" and found[0]["encrypted"] is True
+    by_tag = bob.json("recall", "postgres")["memories"]
+    assert [m["id"] for m in by_tag] == [first["id"]]
+    rows = stored_rows(e2e_server)
+    assert not any(word in rows for word in ("staging", "db-2", "lunch", "postgres"))
+    assert bob.json("forget", first["id"]) == {"id": first["id"], "forgotten": True}
+    assert bob.json("recall", "staging")["memories"] == []
+    again = bob.run("forget", first["id"], check=False)
+    assert again.returncode == 5 and "already forgotten" in again.stderr
+
+
+def test_tasks_are_claimed_once_and_their_titles_and_results_stay_sealed(e2e_server, make_peer):
+    alice, bob = join(e2e_server, make_peer, "alice"), join(e2e_server, make_peer, "bob")
+    task = alice.json("task", "create", "fix", "the", "flaky", "deploy", "test", "--priority", "high",
+                      "--assignee", "bob", "--tags", "ci")
+    listed = bob.json("task", "list", "--assignee", "bob")["tasks"]
+    assert [(t["id"], t["title"], t["status"], t["priority"]) for t in listed] == [
+        (task["id"], "fix the flaky deploy test", "open", "high")
+    ]
+    claimed = bob.json("task", "claim", task["id"])
+    assert claimed["status"] == "claimed" and claimed["claimedBy"] == "bob"
+    lost = alice.run("task", "claim", task["id"], check=False)
+    assert lost.returncode == 1 and "task is not open or does not exist" in lost.stderr
+    done = bob.json("task", "complete", task["id"], "added", "a", "retry")
+    assert done["status"] == "done" and done["result"] == "added a retry"
+    assert [t["result"] for t in alice.json("task", "list", "--status", "done")["tasks"]] == ["added a retry"]
+    rows = stored_rows(e2e_server)
+    assert "flaky" not in rows and "retry" not in rows
+
+
+def test_a_reminder_reaches_the_members_long_lived_session_and_stays_sealed(e2e_server, make_peer):
+    alice = join(e2e_server, make_peer, "alice")
+    alice.watch()  # the long-lived session; the `remind` run below is a one-shot connection that exits
+    ack = alice.json("remind", "2s", "check", "the", "oven")
+    assert ack["encrypted"] is True and ack["deliverAt"] > time.time() * 1000
+    record = alice.wait_for_text("check the oven")
+    assert record["subtype"] == "reminder" and record["senderName"] == "alice"
+    cron = alice.json("remind", "standup", "notes", "--cron", "30 9 * * 1-5", "--tz", "Europe/Berlin")
+    assert cron["cron"] == "30 9 * * 1-5" and cron["timeZone"] == "Europe/Berlin"
+    listed = alice.json("schedule", "list")["scheduled"]
+    assert [(e["id"], e["text"], e["cron"]) for e in listed] == [(cron["scheduledId"], "standup notes", "30 9 * * 1-5")]
+    assert "standup notes" in alice.run("remind", "list").stdout
+    rows = stored_rows(e2e_server)
+    assert "oven" not in rows and "standup" not in rows
+    assert alice.json("schedule", "cancel", cron["scheduledId"])["ok"] is True
+    assert alice.json("remind", "list")["scheduled"] == []
+    bad = alice.run("remind", "soon-ish", "x", check=False)
+    assert bad.returncode == 3
+    bad_cron = alice.run("remind", "x", "--cron", "0 9 * * 7", check=False)
+    assert bad_cron.returncode == 3 and "Invalid cron expression" in bad_cron.stderr
+
+
+def test_info_shows_the_mesh_at_a_glance(e2e_server, make_peer):
+    alice = join(e2e_server, make_peer, "alice")
+    alice.json("state", "set", "k", "1")
+    alice.json("task", "create", "one")
+    info = alice.json("info")
+    assert info["yourName"] == "alice" and info["stateKeys"] == ["k"] and info["tasks"]["open"] == 1
+    assert set(info) >= {"mesh", "peers", "groups", "memoryCount", "fileCount", "streams", "tables", "collections"}
+    assert "state keys 1" in alice.run("info").stdout
+    json.dumps(info)
