@@ -33,6 +33,7 @@ from peer.describe import (
     sender_name,
 )
 from peer.inbox import Inbox, InboxMessage, now_iso
+from peer.mcp_coordination import HANDLERS as COORDINATION_HANDLERS
 from peer.mcp_tools import TOOLS, instructions
 from peer.session_slots import SessionSlot, claim_slot, slot_keypairs
 from peer.targets import TargetError
@@ -128,6 +129,8 @@ class MeshMcp:
             "topics": self.tool_topics,
             "whoami": self.tool_whoami,
         }
+        if params.name in COORDINATION_HANDLERS:
+            handlers[params.name] = partial(self.tool_coordination, COORDINATION_HANDLERS[params.name])
         handler = handlers.get(params.name)
         if handler is None:
             return _result(f"unknown tool {params.name!r}", error=True)
@@ -266,6 +269,13 @@ class MeshMcp:
         page = await client.topics.history(str(topic), limit=max(1, min(200, limit)), before=args.get("before") or None)
         await client.topics.mark_read(page["topicId"])
         return history_text(page, limit), False
+
+    async def tool_coordination(self, handler, args: dict[str, Any]) -> tuple[str, bool]:
+        """State, memory, tasks, reminders: one mesh at a time."""
+        clients = self._clients_for(args.get("mesh_slug"))
+        if len(clients) > 1:
+            return f"several meshes joined: give mesh_slug (one of {', '.join(self.clients)})", True
+        return await handler(clients[0], args)
 
     async def tool_whoami(self, _args: dict[str, Any]) -> tuple[str, bool]:
         lines = []

@@ -8,6 +8,7 @@ import os
 import mcp_types as types
 
 from peer.config import Config, MeshEntry, session_name
+from peer.mcp_coordination import TOOLS as COORDINATION_TOOLS
 from protocol.vocabulary import PRIORITIES, STATUSES
 
 TOOLS = [
@@ -78,6 +79,7 @@ TOOLS = [
         description="Your identity on each joined mesh (display name, member id, public key, connection state).",
         input_schema={"type": "object", "properties": {}},
     ),
+    *COORDINATION_TOOLS,
 ]
 
 
@@ -102,6 +104,9 @@ Priorities: `now` interrupts (even do-not-disturb), `next` waits until the recip
 Use `list_peers` for who is online now, `list_members` for everyone (offline teammates too), `set_summary` to
 tell others what you work on, `set_status` for idle/working/dnd, `topics` for topic lists and histories
 (messages posted to a topic you are in also arrive like any other, with `topic=` set).
+To coordinate: `tasks` (claim a task before working on it: only one session wins), `state` (shared facts; pass
+`expected_version` when you update one), `remember`/`recall` (the mesh's memory), `remind` (a reminder that
+arrives even after this session ends), `mesh_info`. All of it is end-to-end encrypted.
 Message mode: {mode} ({'notifications are pushed' if mode == 'push' else 'use check_messages to read' if mode == 'inbox' else 'notifications are off; use check_messages'})."""
 
 TOOL_NAMES = tuple(tool.name for tool in TOOLS)

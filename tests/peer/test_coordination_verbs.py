@@ -4,12 +4,14 @@ protocol.md §5.4–5.8)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
 import pytest
 
 from tests.peer.test_topic_verbs import join
+from tests.support.mcp_client import mcp_session
 
 pytestmark = pytest.mark.slow
 
@@ -106,3 +108,53 @@ def test_info_shows_the_mesh_at_a_glance(e2e_server, make_peer):
     assert set(info) >= {"mesh", "peers", "groups", "memoryCount", "fileCount", "streams", "tables", "collections"}
     assert "state keys 1" in alice.run("info").stdout
     json.dumps(info)
+
+
+def test_the_mcp_coordination_tools_and_state_change_notifications(e2e_server, make_peer):
+    carol, dave = join(e2e_server, make_peer, "carol"), join(e2e_server, make_peer, "dave")
+
+    async def scenario():
+        async with mcp_session(carol.env) as mcp:
+            call = mcp.call
+            await mcp.wait_open()
+            text, error = await call("state", {"action": "set", "key": "frozen", "value": {"branch": "main"},
+                                               "expected_version": 0})
+            assert text == "✓ frozen set (version 1)" and not error
+            text, error = await call("state", {"action": "set", "key": "frozen", "value": "x", "expected_version": 0})
+            assert error and "version_conflict" in text
+            dave.json("state", "set", "frozen", '"release/1.2"', "--expect-version", "1")
+            note = await _next_system(mcp, "state_change")
+            assert note.content == '[state] frozen = "release/1.2" (set by dave)'
+            text, _ = await call("state", {"action": "get", "key": "frozen"})
+            assert text.startswith('frozen = "release/1.2" (version 2, set by dave')
+            text, error = await call("remember", {"content": "the flaky test is test_upload_resume", "tags": ["ci"]})
+            assert text.startswith("✓ remembered (id ") and not error
+            memory_id = text.split("id ")[1].rstrip(")")
+            text, _ = await call("recall", {"query": "flaky upload"})
+            assert "the flaky test is test_upload_resume [ci] — carol" in text
+            text, _ = await call("recall", {"forget": memory_id})
+            assert text == f"✓ forgot {memory_id}"
+            text, _ = await call("tasks", {"action": "create", "title": "bisect the regression", "priority": "high"})
+            task_id = text.split("(id ")[1].split(",")[0]
+            dave_claim = dave.json("task", "claim", task_id)
+            assert dave_claim["claimedBy"] == "dave"
+            assert "claimed task" in (await _next_system(mcp, "task_claimed")).content
+            text, error = await call("tasks", {"action": "claim", "id": task_id})
+            assert error and "task_not_claimable" in text
+            text, _ = await call("tasks", {"action": "list", "status": "claimed"})
+            assert "[claimed] bisect the regression" in text and "claimed by dave" in text
+            text, error = await call("remind", {"text": "stretch", "when": "1s"})
+            assert text.startswith("✓ scheduled for") and not error
+            note = await mcp.next_message()
+            assert note.content.endswith("stretch") and note.meta.get("subtype") == "reminder"
+            text, _ = await call("mesh_info")
+            assert "state keys frozen" in text and "You are carol" in text
+
+    asyncio.run(scenario())
+
+
+async def _next_system(mcp, event: str, timeout: float = 20):
+    while True:
+        note = await asyncio.wait_for(mcp.received.get(), timeout)
+        if note.meta.get("kind") == "system" and note.meta.get("event") == event:
+            return note
