@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from meshes.views import audit, home, invites, keys, live, mesh, topics
+from meshes.views import audit, coordination, home, invites, keys, live, mesh, topics
 
 urlpatterns: list = [
     # JSON API and public/broker HTTP routes (meshes/api); dashboard routes follow.
@@ -29,6 +29,7 @@ dashboard_patterns = [
     path("meshes/<str:mesh_id>/keys/created/", keys.api_key_created, name="api_key_created"),
     path("meshes/<str:mesh_id>/keys/revoke/", keys.api_key_revoke, name="api_key_revoke"),
     path("meshes/<str:mesh_id>/topics/", topics.topic_list, name="topics"),
+    path("meshes/<str:mesh_id>/coordination/", coordination.coordination, name="coordination"),
     path("meshes/<str:mesh_id>/topics/<str:topic_id>/", topics.topic_detail, name="topic"),
     path("meshes/<str:mesh_id>/topics/<str:topic_id>/members/add/", topics.topic_member_add, name="topic_member_add"),
     path("meshes/<str:mesh_id>/topics/<str:topic_id>/members/<str:member_id>/remove/", topics.topic_member_remove,

@@ -10,7 +10,7 @@ import pytest
 
 from meshes.models import Memory, StateEntry, Task
 from protocol.keyring import new_scope_key
-from protocol.records import blind_tokens, open_record, parse_sealed, search_key, seal_record
+from protocol.records import blind_tokens, open_record, parse_sealed, seal_record, search_key
 from tests.support.sockets import db
 
 pytestmark = pytest.mark.django_db(transaction=True)

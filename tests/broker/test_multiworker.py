@@ -62,6 +62,8 @@ def cluster(tmp_path, e2e_database):
             started.append(worker)
         return started
 
+    start.workers = started  # for tests that stop and restart them
+
     def roster(peers: int) -> list[RosterMember]:
         out = tmp_path / "roster.json"
         manage(env_for(ports[0], CHANNEL_LAYER_PREFIX=prefix), "bench_roster", "--peers", str(peers), "--out", str(out))
