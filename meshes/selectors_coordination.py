@@ -48,13 +48,14 @@ def memory_recall(*, mesh_id: str, query: str | None = None, tokens: list[str] |
 
 
 def _recall_blind(mesh_id: str, tokens: list[str]) -> list[Recalled]:
+    # Token rows only, no join: a forgotten memory's tokens are deleted, and token ids grow with time (newest first).
     ranked = list(
-        MemoryToken.objects.filter(mesh_id=mesh_id, token__in=tokens, memory__forgotten_at=None)
+        MemoryToken.objects.filter(mesh_id=mesh_id, token__in=tokens)
         .values("memory_id")
-        .annotate(matched=Count("id"), newest=Max("memory__created_at"))
+        .annotate(matched=Count("id"), newest=Max("id"))
         .order_by("-matched", "-newest")[:BLIND_RECALL_CANDIDATES]
     )
-    memories = Memory.objects.in_bulk([row["memory_id"] for row in ranked])
+    memories = Memory.objects.filter(forgotten_at=None).in_bulk([row["memory_id"] for row in ranked])
     return [Recalled(memories[row["memory_id"]], float(row["matched"])) for row in ranked if row["memory_id"] in memories]
 
 

