@@ -50,8 +50,8 @@ def cmd_state(ctx: Context) -> int:
             raise CliError("state set needs a key and a value", INVALID_ARGS)
         stored = _run(ctx, lambda c: c.coordination.state_set(args.key, _parse_value(args.value),
                                                                expected_version=args.expect_version))
-        ctx.out.result(stored, f"{args.key} set (version {stored['version']}"
-                       + (", encrypted)" if stored["encrypted"] else ", not encrypted: this broker cannot seal)"))
+        ctx.out.result(stored, f"{args.key} set (version {stored['version']}, encrypted)" if stored["encrypted"]
+                       else f"{args.key} sent (not encrypted: this broker cannot seal values)")
         return 0
     if args.action == "get":
         if not args.key:
@@ -102,7 +102,7 @@ def cmd_recall(ctx: Context) -> int:
 
 def cmd_forget(ctx: Context) -> int:
     outcome = _run(ctx, lambda c: c.coordination.forget(ctx.args.id))
-    if not outcome["forgotten"]:
+    if outcome["forgotten"] is False:
         raise CliError(f"no memory {ctx.args.id} in this mesh (or it was already forgotten)", NOT_FOUND, code="not_found")
     ctx.out.result(outcome, f"forgot {ctx.args.id}")
     return 0

@@ -60,7 +60,7 @@ class MeshClient:
         self.keys = ScopeKeys(store=store, mesh_id=mesh.mesh_id, member_id=mesh.member_id, member=mesh.keypair,
                               request=self.connection.request, members_of=self.scope_members)
         sealer = RecordSealer(keys=self.keys, mesh_id=mesh.mesh_id, author=mesh.keypair, roster=self.roster_keys)
-        self.coordination = Coordination(request=self.connection.request, sealer=sealer,
+        self.coordination = Coordination(request=self.connection.request, fire=self.connection.fire, sealer=sealer,
                                          sealed=lambda: self.broker_has_extensions)
         self.reminders = Reminders(request=self.connection.request, seal_for=self.seal_for, member_pubkey=mesh.pubkey,
                                    member_secret=mesh.secret_key, sealed=lambda: self.broker_has_extensions)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from peer.connection_terms import RequestFailed
 from peer.sealing import RecordSealer
 from protocol.records import words
 
@@ -16,9 +17,10 @@ RECALL_RESULTS = 20
 class Coordination:
     """`request(frame, reply_type)` is the connection's; `sealed()` says whether the broker takes sealed records."""
 
-    def __init__(self, *, request: Callable[..., Awaitable[dict[str, Any]]], sealer: RecordSealer,
-                 sealed: Callable[[], bool]):
+    def __init__(self, *, request: Callable[..., Awaitable[dict[str, Any]]], fire: Callable[..., Awaitable[None]],
+                 sealer: RecordSealer, sealed: Callable[[], bool]):
         self._request = request
+        self._fire = fire  # a frame the reference broker answers nothing to
         self.sealer = sealer
         self._sealed = sealed
 
@@ -27,15 +29,18 @@ class Coordination:
     async def state_set(self, key: str, value: Any, *, expected_version: int | None = None) -> dict[str, Any]:
         """{key, version, encrypted}. With `expected_version` (0: the key must not exist yet) a concurrent change
         is refused with `version_conflict` instead of being overwritten."""
-        frame: dict[str, Any] = {"type": "set_state", "key": key, "confirm": True}
+        frame: dict[str, Any] = {"type": "set_state", "key": key}
+        if not self._sealed():  # the reference broker: plaintext, no reply, no compare-and-set
+            if expected_version is not None:
+                raise RequestFailed("unsupported", "this broker has no compare-and-set for shared state")
+            await self._fire({**frame, "value": value})
+            return {"key": key, "version": None, "encrypted": False}
+        frame["confirm"] = True
         if expected_version is not None:
             frame["expectedVersion"] = expected_version
-        if self._sealed():
-            frame["sealed"], _ = await self.sealer.seal(value, kind="state", name=key)
-        else:
-            frame["value"] = value
+        frame["sealed"], _ = await self.sealer.seal(value, kind="state", name=key)
         reply = await self._request(frame, "state_stored")
-        return {"key": key, "version": reply.get("version"), "encrypted": self._sealed()}
+        return {"key": key, "version": reply.get("version"), "encrypted": True}
 
     async def state_get(self, key: str) -> dict[str, Any]:
         """{key, value, set, updatedBy, updatedAt, version, encrypted, failure}."""
@@ -117,8 +122,13 @@ class Coordination:
         return memory
 
     async def forget(self, memory_id: str) -> dict[str, Any]:
-        reply = await self._request({"type": "forget", "memoryId": memory_id}, "ack")
-        return {"id": memory_id, "forgotten": reply.get("forgotten", True)}
+        """{id, forgotten}: whether a memory was forgotten (None from the reference broker, which does not say)."""
+        frame = {"type": "forget", "memoryId": memory_id}
+        if not self._sealed():
+            await self._fire(frame)
+            return {"id": memory_id, "forgotten": None}
+        reply = await self._request(frame, "ack")
+        return {"id": memory_id, "forgotten": bool(reply.get("forgotten"))}
 
     # --- tasks ------------------------------------------------------------------------------------------
 

@@ -162,7 +162,7 @@ class ScopeKeys:
                 raise RequestFailed("not_in_scope", f"you are not a member of {scope}")
             key = self.store.key(scope, listing.current) if listing.current else None
             if listing.current and key is None:
-                key = await self._wait_for_grant(scope, listing.current, roster)
+                key = await self.wait_for_grant(scope, listing.current, roster)
             if key is None or not listing.holders <= members.keys():
                 try:
                     return await self._start_epoch(scope, listing.current + 1, members)
@@ -176,7 +176,8 @@ class ScopeKeys:
             return listing.current, key
         raise RequestFailed("epoch_exists", f"{scope}: the key epoch keeps changing; try again")
 
-    async def _wait_for_grant(self, scope: str, epoch: int, roster: set[str]) -> bytes | None:
+    async def wait_for_grant(self, scope: str, epoch: int, roster: set[str]) -> bytes | None:
+        """Ask the scope's holders for it and wait up to GRANT_WAIT_SECONDS for one to share it."""
         event = self._granted.setdefault(scope, asyncio.Event())
         event.clear()
         with contextlib.suppress(RequestFailed):

@@ -122,7 +122,7 @@ async def tool_remember(client: MeshClient, args: dict[str, Any]) -> tuple[str, 
 async def tool_recall(client: MeshClient, args: dict[str, Any]) -> tuple[str, bool]:
     if isinstance(args.get("forget"), str) and args["forget"]:
         outcome = await client.coordination.forget(args["forget"])
-        return (f"✓ forgot {args['forget']}", False) if outcome["forgotten"] else (
+        return (f"✓ forgot {args['forget']}", False) if outcome["forgotten"] is not False else (
             f"no memory {args['forget']} (or already forgotten)", True)
     query = args.get("query")
     if not isinstance(query, str) or not query.strip():

@@ -33,6 +33,7 @@ class RecordSealer:
         self.mesh_id = mesh_id
         self.author = author
         self._roster = roster
+        self._waited: set[int] = set()  # epochs already waited for once: a listing waits at most once per epoch
 
     async def seal(self, value: Any, *, kind: str, name: str | None, words_of: str | None = None
                    ) -> tuple[dict[str, str], list[str]]:
@@ -50,7 +51,7 @@ class RecordSealer:
         roster = await self._roster()
         if envelope.author not in roster:
             return Opened(None, "sealed by a key that is not a member of this mesh", envelope.author)
-        key = await self.keys.for_reading(RECORD_SCOPE, envelope.epoch, roster)
+        key = await self._key(envelope.epoch, roster)
         if key is None:
             return Opened(None, WAITING, envelope.author)
         try:
@@ -58,6 +59,15 @@ class RecordSealer:
                           None, envelope.author)
         except RecordError as exc:
             return Opened(None, str(exc), envelope.author)
+
+    async def _key(self, epoch: int, roster: set[str]) -> bytes | None:
+        """The epoch's key; missing, a holder is asked and waited for (once per epoch), since a member who joined
+        after a record was sealed only gets the key from a holder."""
+        key = await self.keys.for_reading(RECORD_SCOPE, epoch, roster)
+        if key is None and epoch not in self._waited:
+            self._waited.add(epoch)
+            key = await self.keys.wait_for_grant(RECORD_SCOPE, epoch, roster)
+        return key
 
     async def query_tokens(self, text: str) -> list[str]:
         """A recall's tokens: the query's words under every recent epoch's search key (memories keep the epoch
@@ -67,10 +77,10 @@ class RecordSealer:
             roster = await self._roster()
             listing = await self.keys.fetch(RECORD_SCOPE, roster)
             held = self.keys.store.epochs(RECORD_SCOPE)
-            if not held and listing.current:
-                await self.keys.for_reading(RECORD_SCOPE, listing.current, roster)  # asks a holder
+            if not held and listing.current and await self._key(listing.current, roster) is None:
                 raise RequestFailed("waiting_for_key", "this member does not hold the mesh key yet: a member who "
                                     "holds it shares it when online; try again in a moment")
+            held = self.keys.store.epochs(RECORD_SCOPE)
         tokens: list[str] = []
         for epoch in sorted(held, reverse=True)[:QUERY_EPOCHS]:
             tokens.extend(t for t in blind_tokens(text, search_key(held[epoch])) if t not in tokens)

@@ -158,3 +158,15 @@ async def _next_system(mcp, event: str, timeout: float = 20):
         note = await asyncio.wait_for(mcp.received.get(), timeout)
         if note.meta.get("kind") == "system" and note.meta.get("event") == event:
             return note
+
+
+def test_a_member_who_joins_later_reads_old_values_once_a_holder_shares_the_key(e2e_server, make_peer):
+    alice = join(e2e_server, make_peer, "alice")
+    alice.json("state", "set", "owner", '"alice"')
+    alice.json("remember", "the", "release", "checklist", "is", "in", "docs/release.md")
+    alice.watch()  # a long-lived session of a holder: it answers key requests
+    carol = join(e2e_server, make_peer, "carol")  # joined after the values were sealed: holds no key yet
+    assert carol.json("state", "get", "owner")["value"] == "alice"
+    assert [m["content"] for m in carol.json("recall", "release", "checklist")["memories"]] == [
+        "the release checklist is in docs/release.md"
+    ]
