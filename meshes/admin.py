@@ -13,7 +13,19 @@ from django.utils import timezone
 
 from meshes import selectors, services
 from meshes.audit import audit_verify
-from meshes.models import ApiKey, AuditEvent, Invite, Member, Mesh, Topic, TopicMember
+from meshes.models import (
+    ApiKey,
+    AuditEvent,
+    Invite,
+    Member,
+    Memory,
+    Mesh,
+    ScheduledMessage,
+    StateEntry,
+    Task,
+    Topic,
+    TopicMember,
+)
 
 
 class ReadOnlyAdminMixin:
@@ -293,3 +305,41 @@ class TopicAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     fields = readonly_fields = ("id", "mesh", "name", "description", "visibility", "created_by", "created_at",
                                 "archived_at")
     inlines = [TopicMemberInline]
+
+
+# Coordination: metadata only. Values, memories, titles, results and reminder texts from our clients are sealed;
+# a reference client's plaintext is not shown here either.
+
+
+@admin.register(StateEntry)
+class StateEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = fields = readonly_fields = ("key", "mesh", "version", "encrypted", "updated_by_name", "updated_at")
+    search_fields = ("key", "mesh__id", "mesh__name")
+    list_select_related = ("mesh",)
+
+
+@admin.register(Memory)
+class MemoryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = fields = readonly_fields = ("id", "mesh", "encrypted", "remembered_by_name", "created_at",
+                                               "forgotten_at")
+    search_fields = ("id", "mesh__id", "mesh__name")
+    list_select_related = ("mesh",)
+
+
+@admin.register(Task)
+class TaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("id", "mesh", "status", "priority", "assignee", "claimed_by_name", "created_at")
+    list_filter = ("status",)
+    search_fields = ("id", "assignee", "mesh__id", "mesh__name")
+    list_select_related = ("mesh",)
+    fields = readonly_fields = ("id", "mesh", "status", "priority", "assignee", "tags", "encrypted", "created_by_name",
+                                "created_at", "claimed_by_name", "claimed_at", "completed_by_name", "completed_at")
+
+
+@admin.register(ScheduledMessage)
+class ScheduledMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("id", "mesh", "member", "to", "deliver_at", "cron", "fired_count", "cancelled_at", "finished_at")
+    search_fields = ("id", "mesh__id", "mesh__name", "member__display_name")
+    list_select_related = ("mesh", "member")
+    fields = readonly_fields = ("id", "mesh", "member", "to", "encrypted", "cron", "time_zone", "deliver_at",
+                                "fired_count", "last_fired_at", "last_error", "created_at", "cancelled_at", "finished_at")

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 
-from meshes.models import ApiKey, AuditEvent, Invite, Member, Mesh, Topic
+from meshes.models import ApiKey, AuditEvent, Invite, Member, Memory, Mesh, ScheduledMessage, StateEntry, Task, Topic
 
 pytestmark = pytest.mark.django_db
 
@@ -64,6 +64,15 @@ def test_admin_pages_render_without_secrets(admin_client, world):
 
 
 def test_admin_search_and_filters_render(admin_client, world):
+    sealed = {"nonce": "bm9uY2U=", "ciphertext": "Q01TMXNlYWxlZA=="}
+    Task.objects.create(mesh=world.mesh, sealed=sealed, assignee="bob")
+    StateEntry.objects.create(mesh=world.mesh, key="release", sealed=sealed)
+    Memory.objects.create(mesh=world.mesh, content="a plaintext memory")
+    member = Member.objects.filter(mesh=world.mesh).first()
+    ScheduledMessage.objects.create(mesh=world.mesh, member=member, to="*", message="plain", deliver_at=world.mesh.created_at)
+    for name in ("task", "stateentry", "memory", "scheduledmessage"):
+        page = admin_client.get(reverse(f"admin:meshes_{name}_changelist")).content.decode()
+        assert "Q01TMX" not in page and "a plaintext memory" not in page and ">plain<" not in page, name
     checks = [
         ("admin:meshes_mesh_changelist", {"q": "Test", "archived": "no"}),
         ("admin:meshes_member_changelist", {"q": "example", "role__exact": "member", "revoked": "no"}),
@@ -71,13 +80,17 @@ def test_admin_search_and_filters_render(admin_client, world):
         ("admin:meshes_apikey_changelist", {"q": "ci", "revoked": "no"}),
         ("admin:meshes_auditevent_changelist", {"q": "invite_created"}),
         ("admin:meshes_topic_changelist", {"q": "general", "visibility__exact": "public", "archived": "no"}),
+        ("admin:meshes_task_changelist", {"status__exact": "open"}),
+        ("admin:meshes_stateentry_changelist", {"q": "release"}),
+        ("admin:meshes_memory_changelist", {}),
+        ("admin:meshes_scheduledmessage_changelist", {}),
     ]
     for name, params in checks:
         assert admin_client.get(reverse(name), params).status_code == 200, name
 
 
 def test_nothing_can_be_added_edited_or_deleted(admin_client, world):
-    for model in (Mesh, Member, Invite, ApiKey, AuditEvent, Topic):
+    for model in (Mesh, Member, Invite, ApiKey, AuditEvent, Topic, Task, StateEntry, Memory, ScheduledMessage):
         opts = model._meta
         assert admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_add")).status_code == 403
     url = reverse("admin:meshes_mesh_change", args=[world.mesh.pk])
