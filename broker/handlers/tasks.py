@@ -31,33 +31,29 @@ async def handle_create_task(conn, frame) -> None:
         await _announce(conn, "task_created", task)
 
 
-def _claim(actor, frame: dict[str, Any]):
-    task = task_claim(actor=actor, task_id=frame.get("taskId"))
-    return task, selectors_coordination.tasks_list(mesh_id=actor.mesh.id)
+async def _change(conn, frame: dict[str, Any], change, event: str) -> None:
+    """Claim or complete: the reply is the mesh's task list with the changed task; the others hear `event`."""
+
+    def run(actor, frame: dict[str, Any]):
+        return change(actor, frame), selectors_coordination.tasks_list(mesh_id=actor.mesh.id)
+
+    result = await call_for_member(conn, frame, run)
+    if result is not None:
+        task, tasks = result
+        await conn.send_frame(wire.with_req_id(wire_coordination.task_list(tasks, task=task), frame))
+        await _announce(conn, event, task)
 
 
 @handler("claim_task")
 async def handle_claim_task(conn, frame) -> None:
-    result = await call_for_member(conn, frame, _claim)
-    if result is not None:
-        task, tasks = result
-        await conn.send_frame(wire.with_req_id(wire_coordination.task_list(tasks, task=task), frame))
-        await _announce(conn, "task_claimed", task)
-
-
-def _complete(actor, frame: dict[str, Any]):
-    task = task_complete(actor=actor, task_id=frame.get("taskId"), result=frame.get("result"),
-                         result_sealed=frame.get("resultSealed"))
-    return task, selectors_coordination.tasks_list(mesh_id=actor.mesh.id)
+    await _change(conn, frame, lambda actor, f: task_claim(actor=actor, task_id=f.get("taskId")), "task_claimed")
 
 
 @handler("complete_task")
 async def handle_complete_task(conn, frame) -> None:
-    result = await call_for_member(conn, frame, _complete)
-    if result is not None:
-        task, tasks = result
-        await conn.send_frame(wire.with_req_id(wire_coordination.task_list(tasks, task=task), frame))
-        await _announce(conn, "task_done", task)
+    await _change(conn, frame, lambda actor, f: task_complete(
+        actor=actor, task_id=f.get("taskId"), result=f.get("result"), result_sealed=f.get("resultSealed")
+    ), "task_done")
 
 
 def _list(actor, frame: dict[str, Any]) -> dict[str, Any]:
