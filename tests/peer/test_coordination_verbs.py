@@ -170,3 +170,13 @@ def test_a_member_who_joins_later_reads_old_values_once_a_holder_shares_the_key(
     assert [m["content"] for m in carol.json("recall", "release", "checklist")["memories"]] == [
         "the release checklist is in docs/release.md"
     ]
+
+
+def test_a_reminder_to_someone_else_is_sealed_to_them_and_arrives_from_the_member(e2e_server, make_peer):
+    alice, bob = join(e2e_server, make_peer, "alice"), join(e2e_server, make_peer, "bob")
+    bob.watch()
+    ack = alice.json("remind", "1s", "review", "the", "PR", "--to", "bob")
+    assert ack["encrypted"] is True and len(ack["to"]) == 64
+    record = bob.wait_for_text("review the PR")
+    assert record["subtype"] == "reminder" and record["senderName"] == "alice" and record["decryptError"] is None
+    assert "review the PR" not in stored_rows(e2e_server)
