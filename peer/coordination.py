@@ -9,7 +9,7 @@ from typing import Any
 
 from peer.connection_terms import RequestFailed
 from peer.sealing import RecordSealer
-from protocol.records import words
+from protocol.records import RecordKind, words
 
 RECALL_RESULTS = 20
 
@@ -38,7 +38,7 @@ class Coordination:
         frame["confirm"] = True
         if expected_version is not None:
             frame["expectedVersion"] = expected_version
-        frame["sealed"], _ = await self.sealer.seal(value, kind="state", name=key)
+        frame["sealed"], _ = await self.sealer.seal(value, kind=RecordKind.STATE, name=key)
         reply = await self._request(frame, "state_stored")
         return {"key": key, "version": reply.get("version"), "encrypted": True}
 
@@ -59,7 +59,7 @@ class Coordination:
             "version": entry.get("version"), "encrypted": bool(entry.get("encrypted")), "failure": None,
         }
         if entry.get("sealed") is not None:
-            opened = await self.sealer.open(entry["sealed"], kind="state", name=key)
+            opened = await self.sealer.open(entry["sealed"], kind=RecordKind.STATE, name=key)
             item["value"], item["failure"] = opened.value, opened.failure
         return item
 
@@ -76,7 +76,7 @@ class Coordination:
         if self._sealed():
             text = " ".join([content, *(tags or [])])
             frame["sealed"], frame["tokens"] = await self.sealer.seal(
-                {"content": content, "tags": tags or []}, kind="memory", name=None, words_of=text
+                {"content": content, "tags": tags or []}, kind=RecordKind.MEMORY, name=None, words_of=text
             )
         else:
             frame["content"] = content
@@ -114,7 +114,7 @@ class Coordination:
             "encrypted": bool(raw.get("encrypted")), "failure": None,
         }
         if raw.get("sealed") is not None:
-            opened = await self.sealer.open(raw["sealed"], kind="memory", name=None)
+            opened = await self.sealer.open(raw["sealed"], kind=RecordKind.MEMORY, name=None)
             value = opened.value if isinstance(opened.value, dict) else {}
             memory.update(content=value.get("content"), tags=value.get("tags") or [], failure=opened.failure)
         have = words(" ".join([memory["content"] or "", *memory["tags"]]))
@@ -136,7 +136,7 @@ class Coordination:
                           tags: list[str] | None = None) -> dict[str, Any]:
         frame: dict[str, Any] = {"type": "create_task"}
         if self._sealed():
-            frame["sealed"], _ = await self.sealer.seal(title, kind="task", name=None)
+            frame["sealed"], _ = await self.sealer.seal(title, kind=RecordKind.TASK, name=None)
         else:
             frame["title"] = title
         frame.update({k: v for k, v in (("assignee", assignee), ("priority", priority), ("tags", tags)) if v})
@@ -150,7 +150,7 @@ class Coordination:
     async def task_complete(self, task_id: str, result: str | None = None) -> dict[str, Any]:
         frame: dict[str, Any] = {"type": "complete_task", "taskId": task_id}
         if result and self._sealed():
-            frame["resultSealed"], _ = await self.sealer.seal(result, kind="task_result", name=task_id)
+            frame["resultSealed"], _ = await self.sealer.seal(result, kind=RecordKind.TASK_RESULT, name=task_id)
         elif result:
             frame["result"] = result
         return await self._changed(await self._request(frame, "task_list"), task_id)
@@ -171,10 +171,10 @@ class Coordination:
         task.pop("resultSealed", None)
         task["failure"] = None
         if raw.get("sealed") is not None:
-            opened = await self.sealer.open(raw["sealed"], kind="task", name=None)
+            opened = await self.sealer.open(raw["sealed"], kind=RecordKind.TASK, name=None)
             task["title"], task["failure"] = opened.value, opened.failure
         if raw.get("resultSealed") is not None:
-            opened = await self.sealer.open(raw["resultSealed"], kind="task_result", name=raw.get("id"))
+            opened = await self.sealer.open(raw["resultSealed"], kind=RecordKind.TASK_RESULT, name=raw.get("id"))
             task["result"] = opened.value
             task["failure"] = task["failure"] or opened.failure
         return task

@@ -15,6 +15,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import nacl.encoding
@@ -42,6 +43,15 @@ STOP_WORDS = frozenset(
     "a an and are as at be but by for from has have i in is it its of on or that the this to was we were will with"
     " you your".split()
 )
+
+
+class RecordKind(StrEnum):
+    """What a record is; with its `name` (the state key, or the task id of a result), what it is bound to."""
+
+    STATE = "state"
+    MEMORY = "memory"
+    TASK = "task"
+    TASK_RESULT = "task_result"
 
 
 class RecordError(ValueError):

@@ -12,7 +12,7 @@ JSON escapes, astral characters), oversized frames. The oracle is the spec:
 - §1.4 / §10 item 4: after hello every request gets its reply or a clear `error` (snake_case code, message,
   `_reqId` echoed iff the request carried a string one); every `send` gets exactly one `ack` (echoing `id`);
   only the types the spec makes silent (set_status without _reqId, set_summary, set_stats, join_group,
-  leave_group, push_ack) may answer nothing. Unknown types get `unknown_type` ([PY] §0).
+  leave_group, push_ack, set_state unless it asks for a confirmation) may answer nothing. Unknown types get `unknown_type` ([PY] §0).
 - Manager-only requests (apikey_*, invite_create) from an admin's socket, the fuzzer being a plain member that
   only ever gets `forbidden`: a reply or a clear error that is not `internal`, and the mesh's keys still list.
 - Every frame the broker writes is a JSON object in valid UTF-8 text; the consumer never crashes; a DM
@@ -53,8 +53,22 @@ REPLY = {
     "invite_create": "invite_created",
     "set_visible": "ack",
     "set_profile": "ack",
+    "set_state": "state_stored",  # only when asked (`confirm` / `expectedVersion`); otherwise silent
+    "get_state": "state_result",
+    "list_state": "state_list",
+    "remember": "memory_stored",
+    "recall": "memory_results",
+    "forget": "ack",
+    "create_task": "task_created",
+    "claim_task": "task_list",
+    "complete_task": "task_list",
+    "list_tasks": "task_list",
+    "schedule": "scheduled_ack",
+    "list_scheduled": "scheduled_list",
+    "cancel_scheduled": "cancel_scheduled_ack",
+    "mesh_info": "mesh_info_result",
 }
-SILENT = {"set_status", "set_summary", "set_stats", "join_group", "leave_group", "push_ack"}
+SILENT = {"set_status", "set_summary", "set_stats", "join_group", "leave_group", "push_ack", "set_state"}
 KNOWN = sorted(set(REPLY) | SILENT | {"send", "hello"})
 FIELDS = {
     "send": ["id", "targetSpec", "priority", "nonce", "ciphertext", "clientMessageId"],
@@ -70,6 +84,17 @@ FIELDS = {
     "apikey_create": ["label", "capabilities", "expiresAt", "topicScopes"],
     "apikey_revoke": ["id"],
     "invite_create": ["role", "maxUses", "expiresInDays"],
+    "set_state": ["key", "value", "sealed", "expectedVersion", "confirm"],
+    "get_state": ["key"],
+    "remember": ["content", "tags", "sealed", "tokens"],
+    "recall": ["query", "tokens"],
+    "forget": ["memoryId"],
+    "create_task": ["title", "assignee", "priority", "tags", "sealed"],
+    "claim_task": ["taskId"],
+    "complete_task": ["taskId", "result", "resultSealed"],
+    "list_tasks": ["status", "assignee"],
+    "schedule": ["to", "message", "deliverAt", "cron", "recurring", "subtype", "timeZone", "nonce", "ciphertext", "note"],
+    "cancel_scheduled": ["scheduledId"],
     "hello": ["meshId", "memberId", "pubkey", "signature", "timestamp", "sessionId", "pid", "cwd", "sessionPubkey"],
 }
 HANDSHAKE_CODES = {"bad_session_pubkey", "capacity", "timestamp_skew", "malformed", "bad_signature", "unauthorized",
@@ -343,7 +368,7 @@ class Storm:
             assert answer["type"] == REPLY.get(kind_), (frame, answer)
             req_id = frame.get("_reqId")
             assert answer.get("_reqId") == (req_id if isinstance(req_id, str) else None), (frame, answer)
-            if answer["type"] == "ack":  # set_visible / set_profile (§3.10)
+            if answer["type"] == "ack" and kind_ != "forget":  # set_visible / set_profile (§3.10)
                 assert answer["queued"] is False and answer["messageId"] == "" and "error" not in answer
                 assert answer["id"] == (req_id if isinstance(req_id, str) else "")
             self.replies[f"reply:{answer['type']}"] += 1
