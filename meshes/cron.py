@@ -17,16 +17,20 @@ _FIELD = re.compile(r"^[0-9*,/-]+$")
 
 
 class CronError(ValueError):
+    """The expression is not in the dialect, or never matches (the text is the spec's `invalid_cron` message)."""
+
+
+class TimeZoneError(ValueError):
     pass
 
 
 def time_zone(name: object) -> ZoneInfo:
     if not isinstance(name, str) or not name or len(name) > 64:
-        raise CronError("timeZone must be an IANA time zone name such as Europe/Berlin")
+        raise TimeZoneError("timeZone must be an IANA time zone name such as Europe/Berlin")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise CronError(f"unknown time zone: {name}") from None
+        raise TimeZoneError(f"unknown time zone: {name}") from None
 
 
 def check_cron(expression: object) -> str:

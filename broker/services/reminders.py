@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 from django.db.models import Min
@@ -19,7 +18,7 @@ from django.db.models import Min
 from broker.services.liveness import live_presences
 from broker.services.routing import REMINDER, Sender, SendInput
 from broker.services.sending import SendOutcome, messages_accept
-from meshes.cron import CronError, next_fire
+from meshes.cron import CronError, TimeZoneError, next_fire, time_zone
 from meshes.models import ScheduledMessage
 from protocol.encoding import b64_encode
 from protocol.vocabulary import Priority
@@ -91,7 +90,7 @@ def _rearm(entry: ScheduledMessage, now: datetime) -> None:
         entry.finished_at = now
         return
     try:
-        entry.deliver_at = next_fire(entry.cron, zone=ZoneInfo(entry.time_zone), after=now)
-    except (CronError, ValueError) as exc:
+        entry.deliver_at = next_fire(entry.cron, zone=time_zone(entry.time_zone), after=now)
+    except (CronError, TimeZoneError) as exc:
         entry.last_error, entry.finished_at = str(exc), now
 

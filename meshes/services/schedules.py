@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from meshes.actors import Actor
-from meshes.cron import CronError, check_cron, next_fire, time_zone
+from meshes.cron import CronError, TimeZoneError, check_cron, next_fire, time_zone
 from meshes.errors import ServiceError
 from meshes.models import Member, ScheduledMessage
 from meshes.selectors_coordination import schedules_owned
@@ -52,9 +52,10 @@ def _first_fire(*, deliver_at: Any, cron: Any, zone_name: Any, now: datetime) ->
         if cron not in (None, ""):
             expression = check_cron(cron)
             return next_fire(expression, zone=zone, after=now), expression, zone_name
+    except TimeZoneError as exc:
+        raise ServiceError("invalid_args", str(exc)) from None
     except CronError as exc:
-        code = "invalid_args" if str(exc).startswith(("unknown time zone", "timeZone")) else "invalid_cron"
-        raise ServiceError(code, str(exc)) from None
+        raise ServiceError("invalid_cron", str(exc)) from None
     millis = check_int(deliver_at, field="deliverAt", low=0, high=2**53)
     moment = datetime.fromtimestamp(millis / 1000, tz=UTC)
     if moment > now + timedelta(days=MAX_AHEAD_DAYS):
