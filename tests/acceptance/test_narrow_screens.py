@@ -27,13 +27,23 @@ for n in range(3):
     services.invite_create(actor=actor, role="member", max_uses=5, expires_in_days=3)
 services.api_key_create(actor=actor, label="a-key-with-a-long-label-for-ci", capabilities=["send", "read"])
 services.mesh_rename(actor=actor, name="Renamed with an even longer name than before")
+from datetime import timedelta
+from django.utils import timezone
+from meshes.models import ScheduledMessage, StateEntry, Task
+member = Member.objects.filter(mesh=mesh).first()
+Task.objects.create(mesh=mesh, title="t", assignee="someone-with-a-long-name-1@laptop.example", priority="whenever-you-can",
+                    status="claimed", claimed_by_name="someone-with-a-long-name-2@laptop.example")
+StateEntry.objects.create(mesh=mesh, key="a/rather/long/state/key/that/names/a/build/artifact/of/the/release", value=1,
+                          updated_by_name="someone-with-a-long-name-0@laptop.example")
+ScheduledMessage.objects.create(mesh=mesh, member=member, to="ab" * 32, message="x", cron="*/15 9-17 * * 1-5",
+                                time_zone="America/Argentina/Buenos_Aires", deliver_at=timezone.now() + timedelta(hours=3))
 print(json.dumps({"meshId": mesh.id}))
 """
 
 WIDE = """[...document.querySelectorAll('body *')].filter(n => n.getBoundingClientRect().right > innerWidth + 1)
   .filter(n => !n.closest('.table-scroll, .tabs')).slice(0, 6)
   .map(n => n.tagName + '.' + n.className + ' ' + Math.round(n.getBoundingClientRect().right))"""
-PAGES = ("", "invites/", "keys/", "audit/", "traffic/", "settings/")
+PAGES = ("", "topics/", "coordination/", "invites/", "keys/", "audit/", "traffic/", "settings/")
 
 
 def test_no_page_scrolls_sideways_at_375_px(server, browser):  # noqa: F811
