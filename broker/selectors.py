@@ -9,9 +9,7 @@ from typing import Any
 from broker.models import Delivery, Message, PeerState, Presence
 from broker.services.liveness import live_presences
 from meshes.models import Member
-from protocol.ids import ID_LENGTH, is_id_fragment
-
-MESSAGE_ID_MIN_PREFIX = 6  # as short as `send` prints (8) and API key prefixes allow (6)
+from meshes.selectors import ids_matching
 
 
 def peers_list(*, mesh_id: str, viewer_member_pubkey: str) -> list[Presence]:
@@ -71,15 +69,8 @@ class MessageStatus:
 
 
 def message_ids_matching(*, mesh_id: str, message_ref: Any, limit: int = 2) -> list[str]:
-    """Ids of this mesh's messages that are `message_ref` or start with it (≥ 6 characters), at most `limit`:
-    the short ids `send` prints work wherever a message id is asked for."""
-    if not is_id_fragment(message_ref) or len(message_ref) < MESSAGE_ID_MIN_PREFIX:
-        return []
-    if len(message_ref) == ID_LENGTH:
-        return list(Message.objects.filter(pk=message_ref, mesh_id=mesh_id).values_list("id", flat=True))
-    # Compared again in Python: ids are case-sensitive and SQLite's LIKE is not.
-    candidates = Message.objects.filter(mesh_id=mesh_id, pk__startswith=message_ref).values_list("id", flat=True)
-    return [message_id for message_id in candidates[:50] if message_id.startswith(message_ref)][:limit]
+    """This mesh's message ids matching `message_ref` (`meshes.selectors.ids_matching`: a full id or a prefix)."""
+    return ids_matching(rows=Message.objects.filter(mesh_id=mesh_id), ref=message_ref, limit=limit)
 
 
 def message_status(*, mesh_id: str, message_id: Any) -> MessageStatus | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
@@ -11,7 +13,7 @@ from meshes import site
 from meshes.actors import Actor
 from meshes.errors import Forbidden, NotFound
 from meshes.models import ApiKey, AuditEvent, Invite, Member, Mesh, Role, token_digest
-from protocol.ids import is_id_fragment
+from protocol.ids import ID_LENGTH, is_id_fragment
 
 _ROLE_RANK = Case(
     When(role=Role.OWNER, then=Value(0)),
@@ -154,3 +156,18 @@ def live_membership(*, mesh: Mesh, user) -> Member | None:
     if not getattr(user, "is_authenticated", False):
         return None
     return Member.objects.filter(mesh=mesh, user=user, revoked_at=None).order_by(_ROLE_RANK, "joined_at").first()
+
+
+ID_MIN_PREFIX = 6  # as short as the CLI prints ids (8) and API key prefixes allow (6)
+
+
+def ids_matching(*, rows: QuerySet, ref: Any, limit: int = 2) -> list[str]:
+    """Ids among `rows` that are `ref` or start with it (≥ 6 characters), at most `limit`: the short ids the CLI
+    prints work wherever an id is asked for."""
+    if not is_id_fragment(ref) or len(ref) < ID_MIN_PREFIX:
+        return []
+    if len(ref) == ID_LENGTH:
+        return list(rows.filter(pk=ref).values_list("pk", flat=True))
+    # Compared again in Python: ids are case-sensitive and SQLite's LIKE is not.
+    candidates = rows.filter(pk__startswith=ref).values_list("pk", flat=True)
+    return [found for found in candidates[:50] if found.startswith(ref)][:limit]

@@ -95,7 +95,7 @@ def cmd_recall(ctx: Context) -> int:
         content = memory["content"] if memory["failure"] is None else _unreadable(memory["failure"])
         tags = f"  [{', '.join(memory['tags'])}]" if memory["tags"] else ""
         plain = "" if memory["encrypted"] else "  (not encrypted)"
-        ctx.out.line(f"{memory['id']}  {memory['rememberedBy']}, {local_time(memory['rememberedAt'])}{tags}{plain}")
+        ctx.out.line(f"{str(memory['id'])[:8]}  {memory['rememberedBy']}, {local_time(memory['rememberedAt'])}{tags}{plain}")
         ctx.out.line(f"  {content}")
     return 0
 
@@ -115,7 +115,7 @@ def _task_line(task: dict[str, Any]) -> str:
     title = task.get("title") if task.get("failure") is None else _unreadable(task["failure"])
     who = f" → {task['assignee']}" if task.get("assignee") else ""
     claimed = f", claimed by {task['claimedBy']}" if task.get("claimedBy") else ""
-    return f"{task.get('id')}  [{task.get('status')}] ({task.get('priority')}){who}{claimed}  {title}"
+    return f"{str(task.get('id'))[:8]}  [{task.get('status')}] ({task.get('priority')}){who}{claimed}  {title}"
 
 
 def cmd_task(ctx: Context) -> int:

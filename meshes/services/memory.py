@@ -13,8 +13,8 @@ from django.utils import timezone
 from meshes.actors import Actor
 from meshes.errors import ServiceError
 from meshes.models import Memory, MemoryToken
+from meshes.selectors_coordination import id_for_ref
 from meshes.services.checks import clean_sealed, clean_tags, clean_text, require_live_mesh, require_member
-from protocol.ids import is_id_fragment
 from protocol.records import is_token
 
 MAX_CONTENT_CHARS = 16_000
@@ -52,11 +52,13 @@ def memory_remember(
 
 @transaction.atomic
 def memory_forget(*, actor: Actor, memory_id: Any) -> bool:
-    """True when a memory of this mesh was forgotten now (an unknown or already forgotten id is not an error)."""
+    """True when a memory of this mesh was forgotten now (an unknown or already forgotten id is not an error).
+    `memory_id` may be a unique prefix (≥ 6)."""
     member = require_member(actor)
-    if not is_id_fragment(memory_id):
+    memory_id = id_for_ref(rows=Memory.objects.filter(mesh=actor.mesh, forgotten_at=None), ref=memory_id, plural="memories")
+    if memory_id is None:
         return False
-    forgotten = Memory.objects.filter(id=memory_id, mesh=actor.mesh, forgotten_at=None).update(
+    forgotten = Memory.objects.filter(id=memory_id, forgotten_at=None).update(
         forgotten_at=timezone.now(), forgotten_by=member
     )
     if forgotten:

@@ -12,9 +12,9 @@ from django.utils import timezone
 from meshes.actors import Actor
 from meshes.errors import NotFound, ServiceError
 from meshes.models import Task, TaskStatus
+from meshes.selectors_coordination import id_for_ref
 from meshes.services.checks import clean_sealed, clean_tags, clean_text, require_live_mesh, require_member
 from meshes.text import storable
-from protocol.ids import is_id_fragment
 
 MAX_TITLE_CHARS = 500
 MAX_RESULT_CHARS = 16_000
@@ -52,9 +52,10 @@ def task_create(
 
 
 def task_claim(*, actor: Actor, task_id: Any) -> Task:
-    """Only an open task can be claimed, by exactly one claimer."""
+    """Only an open task can be claimed, by exactly one claimer. `task_id` may be a unique prefix (≥ 6)."""
     member = require_member(actor)
-    claimed = is_id_fragment(task_id) and Task.objects.filter(id=task_id, mesh=actor.mesh, status=TaskStatus.OPEN).update(
+    task_id = id_for_ref(rows=Task.objects.filter(mesh=actor.mesh), ref=task_id, plural="tasks")
+    claimed = task_id is not None and Task.objects.filter(id=task_id, status=TaskStatus.OPEN).update(
         status=TaskStatus.CLAIMED, claimed_by=member, claimed_by_name=member.display_name, claimed_at=timezone.now()
     )
     if not claimed:
@@ -66,7 +67,8 @@ def task_claim(*, actor: Actor, task_id: Any) -> Task:
 def task_complete(*, actor: Actor, task_id: Any, result: Any = None, result_sealed: Any = None) -> Task:
     """From any status (protocol.md §5.8); the result, if any, replaces an earlier one."""
     member = require_member(actor)
-    task = Task.objects.select_for_update().filter(id=task_id, mesh=actor.mesh).first() if is_id_fragment(task_id) else None
+    task_id = id_for_ref(rows=Task.objects.filter(mesh=actor.mesh), ref=task_id, plural="tasks")
+    task = Task.objects.select_for_update().filter(id=task_id).first() if task_id is not None else None
     if task is None:
         raise NotFound("task_not_found", "task not found in this mesh")
     if result_sealed is not None:

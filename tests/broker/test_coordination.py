@@ -174,7 +174,18 @@ async def test_reference_task_frames_claim_once_and_every_other_connection_hears
     assert (await a.expect_event("task_done"))["eventData"]["taskId"] == created["id"]
     missing = await request(b, {"type": "complete_task", "taskId": "x" * 32}, "task_list")
     assert (missing["code"], missing["message"]) == ("task_not_found", "task not found in this mesh")
-    open_only = await request(a, {"type": "list_tasks", "status": "open"}, "task_list")
+    by_prefix = await request(a, {"type": "create_task", "title": "short ids"}, "task_created")
+    short = await request(c, {"type": "claim_task", "taskId": by_prefix["id"][:8]}, "task_list")
+    assert short["task"]["id"] == by_prefix["id"] and short["task"]["claimedBy"] == "carol"  # the id the CLI prints
+    await db(lambda: [Task.objects.create(id=f"Twin{n}" + "x" * 27, mesh_id=alice.member.mesh_id, title="t")
+                      for n in (1, 2)])()
+    twins = await request(c, {"type": "claim_task", "taskId": "Twin"}, "task_list")  # under 6 characters: none
+    assert twins["code"] == "task_not_claimable"
+    await db(lambda: [Task.objects.create(id=f"TwinsA{n}" + "x" * 25, mesh_id=alice.member.mesh_id, title="t")
+                      for n in (1, 2)])()
+    ambiguous = await request(c, {"type": "claim_task", "taskId": "TwinsA"}, "task_list")
+    assert ambiguous["code"] == "ambiguous" and "several tasks start with TwinsA" in ambiguous["message"]
+    open_only = await request(a, {"type": "list_tasks", "status": "open", "assignee": "bob"}, "task_list")
     assert open_only["tasks"] == []
     by_bob = await request(a, {"type": "list_tasks", "assignee": "bob"}, "task_list")
     assert [t["id"] for t in by_bob["tasks"]] == [created["id"]]

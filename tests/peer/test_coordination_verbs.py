@@ -66,7 +66,8 @@ def test_tasks_are_claimed_once_and_their_titles_and_results_stay_sealed(e2e_ser
     assert [(t["id"], t["title"], t["status"], t["priority"]) for t in listed] == [
         (task["id"], "fix the flaky deploy test", "open", "high")
     ]
-    claimed = bob.json("task", "claim", task["id"])
+    assert task["id"][:8] in bob.run("task", "list").stdout  # the human list prints short ids
+    claimed = bob.json("task", "claim", task["id"][:8])
     assert claimed["status"] == "claimed" and claimed["claimedBy"] == "bob"
     lost = alice.run("task", "claim", task["id"], check=False)
     assert lost.returncode == 1 and "task is not open or does not exist" in lost.stderr
