@@ -11,6 +11,7 @@ import logging
 import time
 
 from channels.db import database_sync_to_async
+from django.db import DatabaseError
 from django.utils import timezone
 
 from broker import conf
@@ -33,6 +34,9 @@ class Scheduler:
         while True:
             try:
                 delay = await self.tick()
+            except DatabaseError as exc:  # the database is away: nothing is lost, the rows fire when it is back
+                logger.warning("scheduled messages wait for the database: %s", str(exc).splitlines()[0][:200])
+                delay = conf.scheduler_poll_seconds()
             except Exception:
                 logger.exception("firing scheduled messages failed; retrying")
                 delay = conf.scheduler_poll_seconds()
