@@ -35,7 +35,7 @@ class Scheduler:
             try:
                 delay = await self.tick()
             except DatabaseError as exc:  # the database is away: nothing is lost, the rows fire when it is back
-                logger.warning("scheduled messages wait for the database: %s", str(exc).splitlines()[0][:200])
+                logger.warning("scheduled messages wait for the database: %s", (str(exc).splitlines() or [""])[0][:200])
                 delay = conf.scheduler_poll_seconds()
             except Exception:
                 logger.exception("firing scheduled messages failed; retrying")
