@@ -19,6 +19,7 @@ from broker.pipelines import SendPipeline
 from broker.services.reminders import FIRE_BATCH, reminders_fire_due
 
 logger = logging.getLogger(__name__)
+BUSY_ELSEWHERE_SECONDS = 0.25
 
 
 class Scheduler:
@@ -57,4 +58,7 @@ class Scheduler:
             return 0.0
         if firing.next_due is None:
             return poll
-        return min(poll, max(0.0, (firing.next_due - timezone.now()).total_seconds()))
+        wait = (firing.next_due - timezone.now()).total_seconds()
+        if wait <= 0 and not firing.fired:
+            return min(poll, BUSY_ELSEWHERE_SECONDS)  # due rows another worker is firing right now: not a spin
+        return min(poll, max(0.0, wait))
