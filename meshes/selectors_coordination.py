@@ -14,6 +14,7 @@ from meshes.actors import Actor
 from meshes.errors import ServiceError
 from meshes.models import Memory, MemoryToken, ScheduledMessage, StateEntry, Task, TaskStatus
 from meshes.selectors import ids_matching
+from meshes.text import storable
 from protocol.records import words
 
 STATE_LIST_LIMIT = 1000
@@ -115,7 +116,7 @@ def tasks_list(*, mesh_id: str, status: Any = None, assignee: Any = None) -> lis
             raise ServiceError("invalid_args", f"status must be one of {', '.join(TaskStatus.values)}")
         tasks = tasks.filter(status=status)
     if assignee not in (None, ""):
-        if not isinstance(assignee, str):
+        if not isinstance(assignee, str) or not storable(assignee):
             raise ServiceError("invalid_args", "assignee must be text")
         tasks = tasks.filter(assignee=assignee)
     return list(tasks.order_by("-created_at", "-id")[:TASK_LIST_LIMIT])

@@ -10,6 +10,7 @@ from broker.handlers.registry import handler, run_for_member
 from meshes import selectors_coordination
 from meshes.errors import ServiceError
 from meshes.services.memory import clean_tokens, memory_forget, memory_remember
+from meshes.text import storable
 
 MAX_QUERY_CHARS = 1000
 
@@ -22,7 +23,7 @@ def _remember(actor, frame: dict[str, Any]) -> dict[str, Any]:
 
 def _recall(actor, frame: dict[str, Any]) -> dict[str, Any]:
     query, tokens = frame.get("query"), frame.get("tokens")
-    if query is not None and (not isinstance(query, str) or len(query) > MAX_QUERY_CHARS):
+    if query is not None and (not isinstance(query, str) or len(query) > MAX_QUERY_CHARS or not storable(query)):
         raise ServiceError("invalid_args", f"query must be text of at most {MAX_QUERY_CHARS} characters")
     if not query and tokens is None:
         raise ServiceError("invalid_args", "recall needs a query (or blind tokens)")

@@ -4,6 +4,7 @@ reference's plaintext `message` is accepted and kept as sent. Firing is the brok
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from protocol.vocabulary import PushSubtype
 MAX_ACTIVE_PER_MEMBER = 200
 MAX_AHEAD_DAYS = 3660
 MAX_TEXT_CHARS = 16_000
+SCHEDULE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")  # a UUID, as §1.6 makes them
 
 
 def _clean_to(actor: Actor, to: Any) -> str:
@@ -118,7 +120,7 @@ def schedule_create(
 def schedule_cancel(*, actor: Actor, scheduled_id: Any, session_pubkey: str | None = None) -> bool:
     """True when an active entry of this member (or, for a manager, of anyone in the mesh) was cancelled."""
     member: Member = require_member(actor)
-    if not isinstance(scheduled_id, str) or len(scheduled_id) > 36:
+    if not isinstance(scheduled_id, str) or not SCHEDULE_ID.fullmatch(scheduled_id):
         return False
     mine = ScheduledMessage.objects.filter(id=scheduled_id, mesh=actor.mesh, cancelled_at=None, finished_at=None)
     if not member.is_manager:

@@ -227,3 +227,26 @@ async def test_mesh_info_lists_exactly_the_spec_fields(make_member, connect):
     assert info["tasks"] == {"open": 1, "claimed": 0, "done": 0}
     assert (info["streams"], info["tables"], info["collections"]) == ([], [], [])
     assert info["yourName"] == "alice" and info["yourGroups"] == [{"name": "backend", "role": "lead"}]
+
+
+async def test_text_no_database_can_store_gets_invalid_args_or_a_plain_no_never_an_internal_error(make_member, connect):
+    alice = await db(make_member)("alice")
+    a = await connect(alice)
+    for bad in ("nul \u0000 inside", "lone \ud800 surrogate"):
+        for frame, reply in (
+            ({"type": "get_state", "key": bad}, "state_result"),
+            ({"type": "set_state", "key": bad, "value": 1, "confirm": True}, "state_stored"),
+            ({"type": "recall", "query": bad}, "memory_results"),
+            ({"type": "remember", "content": bad}, "memory_stored"),
+            ({"type": "create_task", "title": bad}, "task_created"),
+            ({"type": "list_tasks", "assignee": bad}, "task_list"),
+            ({"type": "claim_task", "taskId": bad}, "task_list"),
+            ({"type": "schedule", "to": "*", "message": bad, "deliverAt": 0}, "scheduled_ack"),
+            ({"type": "schedule", "to": "*", "message": "x", "cron": "0 9 * * *", "timeZone": bad}, "scheduled_ack"),
+        ):
+            answer = await request(a, frame, reply)
+            assert answer["type"] == "error" and answer["code"] in ("invalid_args", "task_not_claimable"), (frame, answer)
+        cancelled = await request(a, {"type": "cancel_scheduled", "scheduledId": bad}, "cancel_scheduled_ack")
+        assert cancelled["ok"] is False
+        forgot = await request(a, {"type": "forget", "memoryId": bad}, "ack")
+        assert forgot["forgotten"] is False
