@@ -14,6 +14,7 @@ from django.db.models.functions import Coalesce
 from meshes.actors import Actor
 from meshes.errors import Forbidden, NotFound
 from meshes.models import Topic, TopicMember, TopicMessage, TopicRole, TopicVisibility
+from meshes.text import storable
 
 TOPIC_ID = re.compile(r"^[A-Za-z0-9_-]{20,}$")
 HISTORY_DEFAULT, HISTORY_MAX = 50, 200
@@ -24,6 +25,8 @@ def topic_for_ref(*, mesh_id: str, topic_ref: Any) -> Topic | None:
     if not isinstance(topic_ref, str) or not topic_ref.strip():
         return None
     ref = topic_ref.strip().lstrip("#")
+    if not storable(ref):  # no topic is named with NUL or a lone surrogate, and the database cannot compare them
+        return None
     live = Topic.objects.filter(mesh_id=mesh_id, archived_at=None)
     if TOPIC_ID.fullmatch(ref):
         topic = live.filter(pk=ref).first()

@@ -67,6 +67,16 @@ REPLY = {
     "list_scheduled": "scheduled_list",
     "cancel_scheduled": "cancel_scheduled_ack",
     "mesh_info": "mesh_info_result",
+    "topic_create": "topic_created",
+    "topic_list": "topic_list_response",
+    "topic_join": "topic_joined",
+    "topic_leave": "topic_left",
+    "topic_mark_read": "topic_marked_read",
+    "topic_members": "topic_members_response",
+    "topic_history": "topic_history_response",
+    "key_get": "key_list",
+    "key_put": "key_stored",
+    "key_request": "key_request_ack",
 }
 SILENT = {"set_status", "set_summary", "set_stats", "join_group", "leave_group", "push_ack", "set_state"}
 KNOWN = sorted(set(REPLY) | SILENT | {"send", "hello"})
@@ -95,6 +105,15 @@ FIELDS = {
     "list_tasks": ["status", "assignee"],
     "schedule": ["to", "message", "deliverAt", "cron", "recurring", "subtype", "timeZone", "nonce", "ciphertext", "note"],
     "cancel_scheduled": ["scheduledId"],
+    "topic_create": ["name", "description", "visibility"],
+    "topic_join": ["topic", "role", "memberId"],
+    "topic_leave": ["topic", "memberId"],
+    "topic_mark_read": ["topic"],
+    "topic_members": ["topic"],
+    "topic_history": ["topic", "limit", "beforeId"],
+    "key_get": ["scope"],
+    "key_put": ["scope", "epoch", "create", "wraps"],
+    "key_request": ["scope"],
     "hello": ["meshId", "memberId", "pubkey", "signature", "timestamp", "sessionId", "pid", "cwd", "sessionPubkey"],
 }
 HANDSHAKE_CODES = {"bad_session_pubkey", "capacity", "timestamp_skew", "malformed", "bad_signature", "unauthorized",

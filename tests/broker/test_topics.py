@@ -176,6 +176,10 @@ async def test_malformed_topic_fields_get_invalid_args_not_an_internal_error(mak
     ):
         error = await request(a, frame, "nothing")
         assert error["type"] == "error" and error["code"] == "invalid_args", (frame, error)
+    for ref in ("a\u0000b", "lone \ud800"):  # no topic has such a name: not found, never a database error
+        for kind in ("topic_join", "topic_members", "topic_history", "topic_mark_read"):
+            error = await request(a, {"type": kind, "topic": ref}, "nothing")
+            assert error["code"] == "topic_not_found", (kind, error)
     history = await request(a, {"type": "topic_history", "topic": "general", "limit": "lots", "beforeId": 7},
                             "topic_history_response")
     assert history["type"] == "topic_history_response"
