@@ -9,7 +9,7 @@ from typing import Any
 from broker.models import Delivery, Message, PeerState, Presence
 from broker.services.liveness import live_presences
 from meshes.models import Member
-from meshes.selectors import ids_matching
+from meshes.selectors import id_for_ref
 
 
 def peers_list(*, mesh_id: str, viewer_member_pubkey: str) -> list[Presence]:
@@ -68,9 +68,9 @@ class MessageStatus:
     delivered_at: datetime | None  # when the last row was delivered, once every row is
 
 
-def message_ids_matching(*, mesh_id: str, message_ref: Any, limit: int = 2) -> list[str]:
-    """This mesh's message ids matching `message_ref` (`meshes.selectors.ids_matching`: a full id or a prefix)."""
-    return ids_matching(rows=Message.objects.filter(mesh_id=mesh_id), ref=message_ref, limit=limit)
+def message_id_for_ref(*, mesh_id: str, message_ref: Any) -> str | None:
+    """This mesh's message that `message_ref` names (a full id or a unique prefix, as the CLI prints them)."""
+    return id_for_ref(rows=Message.objects.filter(mesh_id=mesh_id), ref=message_ref, plural="messages")
 
 
 def message_status(*, mesh_id: str, message_id: Any) -> MessageStatus | None:

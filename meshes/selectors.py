@@ -11,7 +11,7 @@ from django.db.models.functions import Coalesce
 
 from meshes import site
 from meshes.actors import Actor
-from meshes.errors import Forbidden, NotFound
+from meshes.errors import Forbidden, NotFound, ServiceError
 from meshes.models import ApiKey, AuditEvent, Invite, Member, Mesh, Role, token_digest
 from protocol.ids import ID_LENGTH, is_id_fragment
 
@@ -171,3 +171,12 @@ def ids_matching(*, rows: QuerySet, ref: Any, limit: int = 2) -> list[str]:
     # Compared again in Python: ids are case-sensitive and SQLite's LIKE is not.
     candidates = rows.filter(pk__startswith=ref).values_list("pk", flat=True)
     return [found for found in candidates[:50] if found.startswith(ref)][:limit]
+
+
+def id_for_ref(*, rows: QuerySet, ref: Any, plural: str) -> str | None:
+    """The one id among `rows` that `ref` is or starts with (≥ 6 characters); None when none is, ServiceError
+    `ambiguous` when several are."""
+    matches = ids_matching(rows=rows, ref=ref)
+    if len(matches) > 1:
+        raise ServiceError("ambiguous", f"several {plural} start with {ref}: give more of the id")
+    return matches[0] if matches else None

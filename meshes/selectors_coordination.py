@@ -13,7 +13,6 @@ from django.db.models import Count, Max, Q
 from meshes.actors import Actor
 from meshes.errors import ServiceError
 from meshes.models import Memory, MemoryToken, ScheduledMessage, StateEntry, Task, TaskStatus
-from meshes.selectors import ids_matching
 from meshes.text import storable
 from protocol.records import words
 
@@ -99,14 +98,6 @@ def _recall_words(mesh_id: str, query: str) -> list[Recalled]:
 
 
 # --- tasks --------------------------------------------------------------------------------------------------
-
-
-def id_for_ref(*, rows, ref: Any, plural: str) -> str | None:
-    """The one id among `rows` that `ref` is or starts with (≥ 6 characters); None when none is."""
-    matches = ids_matching(rows=rows, ref=ref)
-    if len(matches) > 1:
-        raise ServiceError("ambiguous", f"several {plural} start with {ref}: give more of the id")
-    return matches[0] if matches else None
 
 
 def tasks_list(*, mesh_id: str, status: Any = None, assignee: Any = None) -> list[Task]:

@@ -196,9 +196,9 @@ def _remind_cancel(ctx: Context, ids: list[str]) -> int:
 
 
 def cmd_schedule(ctx: Context) -> int:
-    ctx.args.text = [ctx.args.action, *([ctx.args.id] if ctx.args.id else [])]
-    ctx.args.at = ctx.args.delay = ctx.args.cron = None
-    return cmd_remind(ctx)
+    if ctx.args.action == "list":
+        return _remind_list(ctx)
+    return _remind_cancel(ctx, [ctx.args.id] if ctx.args.id else [])
 
 
 # --- overview -----------------------------------------------------------------------------------------------

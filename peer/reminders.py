@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from protocol.crypto import box_decrypt
-from protocol.envelope import WireEnvelope, seal_direct
+from protocol.envelope import WireEnvelope, open_direct, seal_direct
 
 DURATION = re.compile(r"^(?:in\s+)?(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hrs?|hours?|d|days?)$",
                       re.IGNORECASE)
@@ -125,11 +124,9 @@ class Reminders:
         return entries
 
     def _open_note(self, note: dict[str, Any]) -> str | None:
-        try:
-            return box_decrypt(str(note.get("nonce")), str(note.get("ciphertext")), sender_ed25519_hex=self.member_pubkey,
-                               recipient_secret_hex=self._member_secret).decode("utf-8")
-        except Exception:  # a note this member did not seal (or a broken one): listed without its text
-            return None
+        """The text this member sealed to itself (None for a note it did not seal, or a broken one)."""
+        envelope = WireEnvelope(nonce=str(note.get("nonce")), ciphertext=str(note.get("ciphertext")))
+        return open_direct(envelope, sender_pubkey=self.member_pubkey, own_secrets=[self._member_secret])
 
     async def cancel(self, scheduled_id: str) -> dict[str, Any]:
         reply = await self._request({"type": "cancel_scheduled", "scheduledId": scheduled_id}, "cancel_scheduled_ack")

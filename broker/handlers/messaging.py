@@ -9,6 +9,7 @@ from broker.handlers.registry import handler
 from broker.services.routing import SendRejected
 from broker.services.sending import check_send
 from broker.worker import get_worker
+from meshes.errors import ServiceError
 from meshes.text import storable
 
 MAX_ACKED_IDS = 1000
@@ -50,19 +51,18 @@ async def handle_push_ack(conn, frame) -> None:
         conn.acknowledge(ids)
 
 
-def _message_status(mesh_id: str, message_ref: object) -> tuple[selectors.MessageStatus | None, int]:
-    matches = selectors.message_ids_matching(mesh_id=mesh_id, message_ref=message_ref)
-    if len(matches) != 1:
-        return None, len(matches)
-    return selectors.message_status(mesh_id=mesh_id, message_id=matches[0]), 1
+def _message_status(mesh_id: str, message_ref: object) -> selectors.MessageStatus | None:
+    message_id = selectors.message_id_for_ref(mesh_id=mesh_id, message_ref=message_ref)
+    return selectors.message_status(mesh_id=mesh_id, message_id=message_id) if message_id else None
 
 
 @handler("message_status")
 async def handle_message_status(conn, frame) -> None:
     """By full id or (additive) a unique prefix of at least 6 characters."""
-    status, matches = await database_sync_to_async(_message_status)(conn.mesh_id, frame.get("messageId"))
-    if matches > 1:
-        await conn.send_frame(wire.error("ambiguous", "several messages start with that id: give more of it", frame))
+    try:
+        status = await database_sync_to_async(_message_status)(conn.mesh_id, frame.get("messageId"))
+    except ServiceError as exc:  # a prefix several messages start with
+        await conn.send_frame(wire.error(exc.code, exc.message, frame))
         return
     if status is None:
         await conn.send_frame(wire.error("not_found", "message not found", frame))

@@ -51,10 +51,12 @@ async def dispatch(conn, frame: dict[str, Any]) -> None:
             await conn.send_frame(wire.error("internal", "the broker could not handle this request", frame))
 
 
-async def call_for_member(conn, frame: dict[str, Any], fn: Callable[[Actor, dict[str, Any]], Any]) -> Any | None:
+async def call_for_member(conn, frame: dict[str, Any], fn: Callable[[Actor, dict[str, Any]], Any], *,
+                          answer_errors: bool = True) -> Any | None:
     """Run `fn(actor, frame)` in the DB thread for the connection's member, re-read now (a role change or a
-    revocation applies to the very next request). Its MeshError goes back as an `error` with the `_reqId`, and
-    the result is None; otherwise the result is the caller's to answer with."""
+    revocation applies to the very next request). Its MeshError goes back as an `error` with the `_reqId` (unless
+    `answer_errors` is False: a frame nobody waits on), and the result is None; otherwise the result is the
+    caller's to answer with."""
 
     def run() -> Any:
         return fn(mesh_selectors.actor_for_member(member_id=conn.member_id), frame)
@@ -62,7 +64,8 @@ async def call_for_member(conn, frame: dict[str, Any], fn: Callable[[Actor, dict
     try:
         return await database_sync_to_async(run)()
     except MeshError as exc:
-        await conn.send_frame({**exc.extra, **wire.error(exc.code, exc.message, frame)})
+        if answer_errors:
+            await conn.send_frame({**exc.extra, **wire.error(exc.code, exc.message, frame)})
         return None
 
 

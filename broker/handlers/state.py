@@ -6,33 +6,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from broker import selectors, wire, wire_coordination
-from broker.handlers.registry import handler, run_for_member
+from broker.handlers.registry import call_for_member, handler, run_for_member
 from broker.worker import get_worker
-from meshes import selectors as mesh_selectors
 from meshes import selectors_coordination
-from meshes.errors import MeshError
 from meshes.services.state import NO_VALUE, state_clean_key, state_set
 
 
-def _set(conn, frame: dict[str, Any]):
-    actor = mesh_selectors.actor_for_member(member_id=conn.member_id)
+def _set(actor, frame: dict[str, Any]):
     return state_set(actor=actor, key=frame.get("key"), value=frame.get("value", NO_VALUE),
                      sealed=frame.get("sealed"), expected_version=frame.get("expectedVersion"))
 
 
 @handler("set_state")
 async def handle_set_state(conn, frame) -> None:
-    answer = "_reqId" in frame and ("expectedVersion" in frame or frame.get("confirm") is True)
-    try:
-        entry = await database_sync_to_async(_set)(conn, frame)
-    except MeshError as exc:
-        if "_reqId" in frame:  # [PY] §10 item 4; without one stay silent: nothing waits for a set_state reply
-            await conn.send_frame({**exc.extra, **wire.error(exc.code, exc.message, frame)})
+    # [PY] §10 item 4: a refusal is answered when the frame has a `_reqId`; without one nothing waits for it.
+    entry = await call_for_member(conn, frame, _set, answer_errors="_reqId" in frame)
+    if entry is None:
         return
-    if answer:
+    if "_reqId" in frame and ("expectedVersion" in frame or frame.get("confirm") is True):
         await conn.send_frame(wire.with_req_id(wire_coordination.state_stored(entry), frame))
     await get_worker().fanout.broadcast(
         conn.mesh_id, wire_coordination.state_change(entry), exclude_presence_id=conn.presence_id

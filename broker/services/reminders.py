@@ -15,7 +15,6 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.db.models import Min
 
-from broker.services.liveness import live_presences
 from broker.services.routing import REMINDER, Sender, SendInput
 from broker.services.sending import SendOutcome, messages_accept
 from meshes.cron import CronError, TimeZoneError, next_fire, time_zone
@@ -41,8 +40,7 @@ def reminders_fire_due(*, worker_id: str, now: datetime) -> Firing:
             due = due.select_for_update(skip_locked=True, of=("self",))
         entries = list(due[:FIRE_BATCH])
         firing = [entry for entry in entries if _may_fire(entry, now)]
-        live_sessions = _live_session_keys({entry.session_pubkey for entry in firing if entry.session_pubkey})
-        inputs = [_send_input(entry, live_sessions) for entry in firing]
+        inputs = [_send_input(entry) for entry in firing]
         outcomes = messages_accept(inputs=inputs, worker_id=worker_id) if inputs else []
         for entry, outcome in zip(firing, outcomes, strict=True):
             entry.fired_count += 1
@@ -64,24 +62,17 @@ def _may_fire(entry: ScheduledMessage, now: datetime) -> bool:
     return True
 
 
-def _live_session_keys(keys: set[str]) -> set[str]:
-    if not keys:
-        return set()
-    return set(live_presences().filter(session_pubkey__in=keys).values_list("session_pubkey", flat=True))
-
-
-def _send_input(entry: ScheduledMessage, live_sessions: set[str]) -> SendInput:
+def _send_input(entry: ScheduledMessage) -> SendInput:
+    """A send from the scheduling member. Routing takes a reminder to an ended session to its member's sessions
+    (or queue), as any direct message to an ended session."""
     member = entry.member
-    target = entry.to
-    if target == entry.session_pubkey and target not in live_sessions:
-        target = member.pubkey  # the scheduling session is gone: its member's sessions get it (or its queue)
     if entry.encrypted:  # our clients seal with the member key: that is who the push says sent it
         session_pubkey, nonce, ciphertext = None, entry.nonce, entry.ciphertext
     else:  # §10 item 7: the reference's plaintext, as base64(UTF-8), from the scheduling session's key
         session_pubkey, nonce, ciphertext = entry.session_pubkey, "", b64_encode((entry.message or "").encode("utf-8"))
     sender = Sender(mesh_id=entry.mesh_id, member_id=member.id, member_pubkey=member.pubkey,
                     session_pubkey=session_pubkey, presence_id="")
-    return SendInput(sender, target, Priority.NOW.value, nonce, ciphertext,
+    return SendInput(sender, entry.to, Priority.NOW.value, nonce, ciphertext,
                      client_message_id=f"sched.{entry.id}.{entry.fired_count + 1}", subtype=REMINDER)
 
 
@@ -93,4 +84,3 @@ def _rearm(entry: ScheduledMessage, now: datetime) -> None:
         entry.deliver_at = next_fire(entry.cron, zone=time_zone(entry.time_zone), after=now)
     except (CronError, TimeZoneError) as exc:
         entry.last_error, entry.finished_at = str(exc), now
-

@@ -104,7 +104,7 @@ def clean_tags(tags: Any) -> list[str]:
 
 
 def clean_text(value: Any, *, field: str, max_chars: int) -> str:
-    """Free text (a memory, a task title): printable apart from newlines and tabs, 1–max_chars characters."""
+    """Free text (a memory, a task title): storable, 1–max_chars characters once stripped (newlines kept)."""
     if not isinstance(value, str) or not storable(value):
         raise ServiceError("invalid_args", f"{field} must be text")
     cleaned = value.strip()

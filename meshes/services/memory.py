@@ -13,7 +13,7 @@ from django.utils import timezone
 from meshes.actors import Actor
 from meshes.errors import ServiceError
 from meshes.models import Memory, MemoryToken
-from meshes.selectors_coordination import id_for_ref
+from meshes.selectors import id_for_ref
 from meshes.services.checks import clean_sealed, clean_tags, clean_text, require_live_mesh, require_member
 from protocol.records import is_token
 

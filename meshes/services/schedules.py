@@ -108,12 +108,11 @@ def schedule_create(
     active = ScheduledMessage.objects.filter(mesh=actor.mesh, member=member, cancelled_at=None, finished_at=None)
     if active.count() >= MAX_ACTIVE_PER_MEMBER:
         raise ServiceError("limit", f"you have {MAX_ACTIVE_PER_MEMBER} scheduled messages: cancel some first")
-    entry = ScheduledMessage.objects.create(
+    return ScheduledMessage.objects.create(
         mesh=actor.mesh, member=member, session_pubkey=session_pubkey, to=target, message=text, nonce=nonce,
         ciphertext=ciphertext, note=note, subtype=subtype or None, cron=expression, time_zone=zone_name,
         deliver_at=first, created_at=now,
     )
-    return entry
 
 
 @transaction.atomic
@@ -126,4 +125,3 @@ def schedule_cancel(*, actor: Actor, scheduled_id: Any, session_pubkey: str | No
     if not member.is_manager:
         mine = mine.filter(schedules_owned(actor=actor, session_pubkey=session_pubkey))
     return bool(mine.update(cancelled_at=timezone.now()))
-

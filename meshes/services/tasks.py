@@ -12,7 +12,7 @@ from django.utils import timezone
 from meshes.actors import Actor
 from meshes.errors import NotFound, ServiceError
 from meshes.models import Task, TaskStatus
-from meshes.selectors_coordination import id_for_ref
+from meshes.selectors import id_for_ref
 from meshes.services.checks import clean_sealed, clean_tags, clean_text, require_live_mesh, require_member
 from meshes.text import storable
 
