@@ -7,12 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from broker.wire import system_push
-from protocol.encoding import iso_ms, iso_or_none
-
-
-def _ms(moment: Any) -> int:
-    return int(moment.timestamp() * 1000)
-
+from protocol.encoding import epoch_ms, iso_ms, iso_or_none
 
 # --- state --------------------------------------------------------------------------------------------------
 
@@ -145,7 +140,7 @@ def task_event(mesh_id: str, event: str, task: Any) -> dict[str, Any]:
 
 
 def scheduled_ack(entry: Any) -> dict[str, Any]:
-    frame: dict[str, Any] = {"type": "scheduled_ack", "scheduledId": entry.id, "deliverAt": _ms(entry.deliver_at)}
+    frame: dict[str, Any] = {"type": "scheduled_ack", "scheduledId": entry.id, "deliverAt": epoch_ms(entry.deliver_at)}
     if entry.cron:
         frame["cron"] = entry.cron
         frame["timeZone"] = entry.time_zone
@@ -157,8 +152,8 @@ def scheduled_entry(entry: Any) -> dict[str, Any]:
         "id": entry.id,
         "to": entry.to,
         "message": entry.message,
-        "deliverAt": _ms(entry.deliver_at),
-        "createdAt": _ms(entry.created_at),
+        "deliverAt": epoch_ms(entry.deliver_at),
+        "createdAt": epoch_ms(entry.created_at),
         "encrypted": entry.encrypted,
     }
     if entry.cron:

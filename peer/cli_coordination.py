@@ -6,7 +6,6 @@ library before they leave."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from peer.cli_context import Context, Parser, run_async, split_list, with_client
@@ -14,6 +13,7 @@ from peer.describe import local_time
 from peer.inbox import WAITING
 from peer.output import INVALID_ARGS, NOT_FOUND, CliError
 from peer.reminders import WhenError, looks_like_when, parse_when
+from protocol.encoding import from_epoch_ms
 
 
 def _run(ctx: Context, act) -> Any:
@@ -162,7 +162,7 @@ def cmd_remind(ctx: Context) -> int:
         raise CliError(str(exc), INVALID_ARGS) from None
     text = " ".join(words)
     ack = _run(ctx, lambda c: c.reminders.schedule(text, at=at, cron=args.cron, to=args.to, zone=args.tz))
-    first = datetime.fromtimestamp(int(ack.get("deliverAt") or 0) / 1000).astimezone()
+    first = from_epoch_ms(int(ack.get("deliverAt") or 0)).astimezone()
     repeat = f" (then {ack['cron']}, {ack.get('timeZone')})" if ack.get("cron") else ""
     ctx.out.result(ack, f"reminder {ack.get('scheduledId')} at {first:%Y-%m-%d %H:%M}{repeat}")
     return 0
@@ -176,7 +176,7 @@ def _remind_list(ctx: Context) -> int:
     if not entries:
         ctx.out.line("nothing scheduled")
     for entry in entries:
-        at = datetime.fromtimestamp(int(entry["deliverAt"] or 0) / 1000).astimezone()
+        at = from_epoch_ms(int(entry["deliverAt"] or 0)).astimezone()
         cron = f"  cron {entry['cron']} ({entry.get('timeZone')}), fired {entry.get('firedCount') or 0}×" if entry[
             "cron"] else ""
         text = entry["text"] if entry["text"] is not None else "[sealed to its target]"

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 
 from peer.reminders import parse_when
+from protocol.encoding import from_epoch_ms
 
 if TYPE_CHECKING:
     from peer.client import MeshClient
@@ -175,7 +175,7 @@ async def tool_remind(client: MeshClient, args: dict[str, Any]) -> tuple[str, bo
     action = args.get("action") or "schedule"
     if action == "list":
         entries = await client.reminders.list()
-        lines = [f"- {datetime.fromtimestamp(e['deliverAt'] / 1000).astimezone():%Y-%m-%d %H:%M} "
+        lines = [f"- {from_epoch_ms(e['deliverAt'] or 0).astimezone():%Y-%m-%d %H:%M} "
                  f"{e['text'] or '[sealed]'}{' (cron ' + e['cron'] + ')' if e['cron'] else ''} (id {e['id']})"
                  for e in entries]
         return "\n".join(lines) or "Nothing scheduled.", False
@@ -187,7 +187,7 @@ async def tool_remind(client: MeshClient, args: dict[str, Any]) -> tuple[str, bo
         return "`text` and `when` (or `cron`) are required", True
     at = parse_when(str(when)) if when and not cron else None
     ack = await client.reminders.schedule(text, at=at, cron=cron or None, to=args.get("to") or None)
-    first = datetime.fromtimestamp(int(ack.get("deliverAt") or 0) / 1000).astimezone()
+    first = from_epoch_ms(int(ack.get("deliverAt") or 0)).astimezone()
     return f"✓ scheduled for {first:%Y-%m-%d %H:%M %Z}{' then ' + ack['cron'] if ack.get('cron') else ''} " \
            f"(id {ack.get('scheduledId')})", False
 

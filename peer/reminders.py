@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from protocol.encoding import epoch_ms
 from protocol.envelope import WireEnvelope, open_direct, seal_direct
 
 DURATION = re.compile(r"^(?:in\s+)?(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hrs?|hours?|d|days?)$",
@@ -95,7 +96,7 @@ class Reminders:
         if (at is None) == (cron is None):
             raise WhenError("a reminder needs either a time or a cron expression")
         frame: dict[str, Any] = {"type": "schedule", "subtype": "reminder",
-                                 "deliverAt": 0 if cron else int(at.timestamp() * 1000)}
+                                 "deliverAt": 0 if cron else epoch_ms(at)}
         if cron:
             frame.update(cron=cron, recurring=True, timeZone=zone or local_zone_name())
         if self._sealed():

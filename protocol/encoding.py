@@ -64,6 +64,16 @@ def iso_or_none(moment: datetime | None) -> str | None:
     return iso_ms(moment) if moment is not None else None
 
 
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch (the scheduler's `deliverAt`, protocol.md §1.7)."""
+    return int(moment.timestamp() * 1000)
+
+
+def from_epoch_ms(value: int | float) -> datetime:
+    """The UTC moment of an epoch-milliseconds value."""
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
 def js_number(value: int | float) -> str:
     """Render a JSON number as JavaScript's `String(n)` does for the integers the wire carries.
 

@@ -5,7 +5,7 @@ reference's plaintext `message` is accepted and kept as sent. Firing is the brok
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -20,7 +20,7 @@ from meshes.selectors_coordination import schedules_owned
 from meshes.selectors_topics import require_topic, require_topic_reader
 from meshes.services.checks import check_int, require_live_mesh, require_member
 from meshes.text import storable
-from protocol.encoding import HEX64
+from protocol.encoding import HEX64, from_epoch_ms
 from protocol.envelope import WireEnvelope
 from protocol.vocabulary import PushSubtype
 
@@ -59,7 +59,7 @@ def _first_fire(*, deliver_at: Any, cron: Any, zone_name: Any, now: datetime) ->
     except CronError as exc:
         raise ServiceError("invalid_cron", str(exc)) from None
     millis = check_int(deliver_at, field="deliverAt", low=0, high=2**53)
-    moment = datetime.fromtimestamp(millis / 1000, tz=UTC)
+    moment = from_epoch_ms(millis)
     if moment > now + timedelta(days=MAX_AHEAD_DAYS):
         raise ServiceError("invalid_args", f"deliverAt must be within {MAX_AHEAD_DAYS} days")
     return max(moment, now), None, zone_name  # a time already past fires at once
