@@ -74,6 +74,7 @@ class Connection:
         self._writer: asyncio.Task | None = None
         self._writer_done = False
         self._cleaned_up = False
+        self.active = False  # a frame came in since the last heartbeat
         self.unanswered_sends = 0  # sends accepted for the batcher whose ack is not written yet
         self._send_slot = asyncio.Event()
         self._send_slot.set()

@@ -94,6 +94,7 @@ class BrokerConsumer(AsyncWebsocketConsumer):
             return
         if not isinstance(frame, dict):
             return
+        self.conn.active = True
         await dispatch(self.conn, frame)
 
     async def disconnect(self, code):

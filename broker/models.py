@@ -57,6 +57,8 @@ class Presence(models.Model):
     worker_id = models.CharField(max_length=200)
     connected_at = models.DateTimeField(default=timezone.now)
     last_ping_at = models.DateTimeField(default=timezone.now)  # the lease, refreshed by the worker's heartbeat
+    # The last frame from the client, to a heartbeat's precision: `kick --stale` finds silent sessions by it.
+    last_active_at = models.DateTimeField(default=timezone.now)
     disconnected_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -54,6 +54,15 @@ class ConnectionRegistry:
     def of_member(self, member_id: str) -> list[Connection]:
         return [conn for conn in self.by_presence.values() if conn.member_id == member_id]
 
+    def take_active(self) -> list[str]:
+        """Connections that sent a frame since the last call (the heartbeat stores when)."""
+        active = []
+        for conn in self.by_presence.values():
+            if conn.active:
+                conn.active = False
+                active.append(conn.presence_id)
+        return active
+
     def presence_ids(self) -> list[str]:
         return list(self.by_presence)
 

@@ -72,7 +72,8 @@ class Sweeper:
     async def heartbeat(self) -> None:
         await self.layer.join_group()
         closed_elsewhere = await db(presence.presences_heartbeat)(
-            worker_id=self.layer.worker_id, presence_ids=self.registry.presence_ids()
+            worker_id=self.layer.worker_id, presence_ids=self.registry.presence_ids(),
+            active_ids=self.registry.take_active(),
         )
         for presence_id in closed_elsewhere:
             conn = self.registry.get(presence_id)

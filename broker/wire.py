@@ -12,7 +12,7 @@ from django.utils import timezone
 from broker.presence_fields import clean_groups, stats_restored
 from meshes.wire import api_key_entry, api_key_revoke_body
 from protocol.encoding import iso_ms, iso_or_none
-from protocol.vocabulary import Priority, is_direct_target
+from protocol.vocabulary import DEFAULT_GRANTS, Priority, is_direct_target
 
 SELF_EDITABLE = {"displayName": True, "roleTag": True, "groups": True, "messageMode": True}
 
@@ -238,3 +238,16 @@ def member_entry(member: Any) -> dict[str, Any]:
         "role": member.wire_role,
         "groups": member.default_groups or [],
     }
+
+
+def bans_list(members: list[Any]) -> dict[str, Any]:
+    """§5.3 `list_bans_result`: revokedAt in ISO 8601."""
+    return {
+        "type": "list_bans_result",
+        "bans": [{"name": m.display_name, "pubkey": m.pubkey or "", "revokedAt": iso_or_none(m.revoked_at)} for m in members],
+    }
+
+
+def grants_result(member: Any) -> dict[str, Any]:
+    grants = member.peer_grants if isinstance(member.peer_grants, dict) else {}
+    return {"type": "grants_result", "memberId": member.id, "grants": grants, "defaults": list(DEFAULT_GRANTS)}

@@ -93,6 +93,13 @@ def api_keys_for_manager(*, actor: Actor) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(mesh=actor.mesh).order_by("-created_at")
 
 
+def bans_for_manager(*, actor: Actor) -> QuerySet[Member]:
+    """The mesh's banned members, latest ban first ([PY] §10 item 10: owners and admins only)."""
+    if not actor.is_manager:
+        raise Forbidden("forbidden", "only owner or admin can list bans")
+    return Member.objects.filter(mesh=actor.mesh, banned_at__isnull=False).exclude(revoked_at=None).order_by("-banned_at")
+
+
 def audit_events(*, actor: Actor, event_type: str | None = None, actor_member_id: str | None = None) -> QuerySet[AuditEvent]:
     """The mesh's chain, newest first, optionally only one event type and/or one actor."""
     actor.require_manager()

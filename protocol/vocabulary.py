@@ -41,9 +41,35 @@ class ApiKeyCapability(StrEnum):
     ADMIN = "admin"
 
 
+class Grant(StrEnum):
+    """What a recipient lets one sender do to it (protocol.md §7.3), kept on the recipient's member row."""
+
+    READ = "read"
+    DM = "dm"
+    BROADCAST = "broadcast"  # `*`, groups and topics
+    STATE_READ = "state-read"  # the sender's `state_change` pushes
+    STATE_WRITE = "state-write"
+    FILE_READ = "file-read"  # files the sender shares with the recipient
+
+
+GRANT_ALIASES = {"files": Grant.FILE_READ.value, "file": Grant.FILE_READ.value}
+DEFAULT_GRANTS: tuple[str, ...] = (Grant.READ, Grant.DM, Grant.BROADCAST, Grant.STATE_READ, Grant.FILE_READ)
+
 PRIORITIES: tuple[str, ...] = tuple(Priority)
+GRANTS: tuple[str, ...] = tuple(Grant)
 STATUSES: tuple[str, ...] = tuple(Status)
 API_KEY_CAPABILITIES: tuple[str, ...] = tuple(ApiKeyCapability)
+
+
+def grants_allow(grants: object, *, sender_keys: tuple[str | None, ...], capability: str) -> bool:
+    """The sender's first key with an entry decides (member key, then session key: [PY] §10 item 6); a sender
+    with no entry gets the default set; an empty entry blocks it."""
+    if isinstance(grants, dict):
+        for key in sender_keys:
+            if key and key in grants:
+                entry = grants[key]
+                return isinstance(entry, list) and capability in entry
+    return capability in DEFAULT_GRANTS
 
 
 def is_direct_target(target_spec: str) -> bool:

@@ -8,6 +8,7 @@ from broker.handlers import (  # noqa: F401  (registration)
     members,
     memory,
     messaging,
+    moderation,
     presence,
     schedules,
     state,

@@ -15,10 +15,13 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from broker import conf, wire
+from broker import conf, metrics, wire
 from broker.models import Delivery, DeliveryState, Message, Presence, Priority, Status
 from broker.services.bulk import mark_delivered_postgres
 from broker.services.liveness import effective_status
+from broker.services.routing import message_capability
+from meshes.models import Member
+from protocol import vocabulary
 
 CLAIM_LIMIT = 500
 
@@ -67,7 +70,32 @@ def deliveries_claim(*, presence_id: str, member_id: str, keys: list[str]) -> li
         state=DeliveryState.IN_FLIGHT, claimed_by=presence_id, claimed_at=now
     )
     rows = Message.objects.filter(deliveries__id__in=ids, deliveries__claimed_by=presence_id).order_by("created_at", "id")
-    return [wire.message_push(m) for m in rows.distinct()]
+    allowed = _allowed_by_grants(list(rows.distinct()), member_id=member_id, claimed_ids=ids)
+    return [wire.message_push(m) for m in allowed]
+
+
+def _allowed_by_grants(messages: list[Message], *, member_id: str, claimed_ids: list[int]) -> list[Message]:
+    """[PY] §10 item 6: a drain applies the recipient's grants as they are now (a sender blocked after its
+    message was queued is blocked for it too). A refused row is dropped, as a live push would have been."""
+    grants = Member.objects.filter(pk=member_id).values_list("peer_grants", flat=True).first()
+    if not grants:
+        return messages
+    senders = {m.sender_member_id for m in messages if m.sender_member_id != member_id}
+    member_keys = dict(Member.objects.filter(pk__in=senders).values_list("id", "pubkey"))
+    allowed, refused = [], []
+    for message in messages:
+        capability = message_capability(target_spec=message.target_spec, subtype=message.subtype)
+        if capability is None or message.sender_member_id == member_id or vocabulary.grants_allow(
+            grants, sender_keys=(member_keys.get(message.sender_member_id), message.sender_session_pubkey),
+            capability=capability,
+        ):
+            allowed.append(message)
+        else:
+            refused.append(message.id)
+            metrics.messages_dropped_by_grant.labels(capability).inc()
+    if refused:
+        Delivery.objects.filter(pk__in=claimed_ids, message_id__in=refused).delete()
+    return allowed
 
 
 @transaction.atomic

@@ -180,10 +180,13 @@ def presence_update(*, presence_id: str, **fields: Any) -> None:
 # --- leases ---------------------------------------------------------------------------------------------
 
 
-def presences_heartbeat(*, worker_id: str, presence_ids: list[str]) -> list[str]:
-    """Refresh this worker's leases. Returns local presences someone else already closed (close their sockets)."""
+def presences_heartbeat(*, worker_id: str, presence_ids: list[str], active_ids: list[str] = ()) -> list[str]:
+    """Refresh this worker's leases (and the activity time of connections that sent something). Returns local
+    presences someone else already closed (close their sockets)."""
     now = timezone.now()
     Presence.objects.filter(worker_id=worker_id, disconnected_at=None).update(last_ping_at=now)
+    for start in range(0, len(active_ids), EXPIRE_BATCH):
+        Presence.objects.filter(pk__in=active_ids[start:start + EXPIRE_BATCH]).update(last_active_at=now)
     if not presence_ids:
         return []
     local = set(presence_ids)

@@ -17,9 +17,9 @@ from broker.models import DeliveryState, PeerState, Presence, session_key
 from broker.services.bulk import DeliveryRow
 from broker.services.liveness import dead_worker_ids, effective_status, live_presences
 from meshes.models import Member
+from protocol import vocabulary
 from protocol.vocabulary import Priority, PushSubtype, Status, is_direct_target
 
-DEFAULT_GRANTS = ("read", "dm", "broadcast", "state-read")
 NO_PEER = "no connected peer for target (not online, or targetSpec is your own key without another session)"
 BLOCKED = "blocked by recipient grants (sender lacks dm capability)"
 IDLE, NOW = Status.IDLE.value, Priority.NOW.value  # plain str: compared once per recipient
@@ -84,13 +84,15 @@ class Reach:
 
 
 def grants_allow(grants: Any, *, sender: Sender, capability: str) -> bool:
-    """Member-key entry, else session-key entry, else the default set ([PY] §10 item 6)."""
-    if isinstance(grants, dict):
-        for key in (sender.member_pubkey, sender.session_pubkey):
-            if key and key in grants:
-                entry = grants[key]
-                return isinstance(entry, list) and capability in entry
-    return capability in DEFAULT_GRANTS
+    return vocabulary.grants_allow(grants, sender_keys=(sender.member_pubkey, sender.session_pubkey), capability=capability)
+
+
+def message_capability(*, target_spec: str, subtype: str | None) -> str | None:
+    """The grant a message needs of its recipient: `dm` for one key, `broadcast` for `*`, groups and topics;
+    none for what the broker itself sends (reminders are one's own, webhooks are the mesh's)."""
+    if subtype in (REMINDER, PushSubtype.WEBHOOK.value, PushSubtype.SYSTEM.value):
+        return None
+    return vocabulary.Grant.DM.value if is_direct_target(target_spec) else vocabulary.Grant.BROADCAST.value
 
 
 def group_matches(groups: Any, name: str) -> bool:

@@ -76,6 +76,8 @@ class Member(models.Model):
     joined_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Set with revoked_at by a ban (not by a removal or a re-key): the ban list, and what `unban` may undo.
+    banned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
