@@ -15,6 +15,7 @@ from peer.cli_context import Context, Parser, config_groups, run_async, with_cli
 from peer.cli_coordination import add_coordination_commands
 from peer.cli_identity import cmd_join, cmd_leave, cmd_list, cmd_rename, cmd_whoami
 from peer.cli_inbox import cmd_inbox, cmd_watch
+from peer.cli_moderation import add_moderation_commands
 from peer.cli_topics import cmd_topic
 from peer.connection_terms import CLI_CHANNEL
 from peer.describe import describe_member, describe_message_status, describe_send, nobody_reached
@@ -317,6 +318,7 @@ def build_parser() -> Parser:
     for parser_of_verb in topic.choices.values():
         parser_of_verb.set_defaults(handler=cmd_topic)
     add_coordination_commands(add, common)
+    add_moderation_commands(add, common)
     p = add("message-status", cmd_message_status, "delivery status of a sent message", aliases=("msg-status",))
     p.add_argument("id", help="the message id or a unique prefix of it (at least 6 characters, as `send` prints)")
     p = add("group", cmd_group, "join or leave a group (kept in the config)")

@@ -10,7 +10,7 @@ from peer.cli_context import CONNECT_TIMEOUT, Context, run_async, with_client
 from peer.client import MeshClient
 from peer.describe import local_time, sender_label
 from peer.inbox import WAITING, InboxMessage, now_iso
-from peer.output import INTERRUPTED_BY_SIGINT, INTERRUPTED_BY_SIGTERM, CliError, Output
+from peer.output import AUTH_FAILED, INTERRUPTED_BY_SIGINT, INTERRUPTED_BY_SIGTERM, CliError, Output
 from peer.session_slots import claim_slot
 
 
@@ -90,10 +90,14 @@ def cmd_watch(ctx: Context) -> int:
                 ctx.out.ok(f"watching {', '.join(m.slug for m in meshes)} (Ctrl-C to stop)")
             else:
                 print('{"ready": true}', flush=True)
-            if ctx.args.seconds:
-                await asyncio.sleep(ctx.args.seconds)
-            else:
-                await asyncio.Event().wait()
+            loop = asyncio.get_running_loop()
+            until = loop.time() + ctx.args.seconds if ctx.args.seconds else None
+            # Every mesh kicked or banned us: nothing will ever arrive, so say so and stop.
+            while not all(client.connection.terminal for client in clients):
+                if until is not None and loop.time() >= until:
+                    return
+                await asyncio.sleep(0.25)
+            raise CliError("; ".join(f"{c.mesh.slug}: {c.connection.terminal_text()}" for c in clients), AUTH_FAILED)
         finally:
             for client in clients:
                 await client.close()

@@ -18,6 +18,7 @@ from peer.coordination import Coordination
 from peer.describe import system_text
 from peer.inbox import WAITING, Inbox, InboxMessage, now_iso
 from peer.keyring import KeyStore, ScopeKeys
+from peer.moderation import Moderation
 from peer.reminders import Reminders
 from peer.scope_messages import TOPIC_SCOPE_PREFIX, read_scope_message, scope_envelope
 from peer.sealing import RecordSealer
@@ -62,6 +63,7 @@ class MeshClient:
         sealer = RecordSealer(keys=self.keys, mesh_id=mesh.mesh_id, author=mesh.keypair, roster=self.roster_keys)
         self.coordination = Coordination(request=self.connection.request, fire=self.connection.fire, sealer=sealer,
                                          sealed=lambda: self.broker_has_extensions)
+        self.moderation = Moderation(request=self.connection.request)
         self.reminders = Reminders(request=self.connection.request, seal_for=self.seal_for, member_pubkey=mesh.pubkey,
                                    member_secret=mesh.secret_key, sealed=lambda: self.broker_has_extensions)
 

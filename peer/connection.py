@@ -129,7 +129,7 @@ class MeshConnection:
     async def wait_open(self, timeout: float) -> None:
         """Return once authenticated; raise ConnectionUnavailable with the reason after `timeout`."""
         if self.terminal is not None:
-            raise TerminalClose(self._terminal_text())
+            raise TerminalClose(self.terminal_text())
         try:
             await asyncio.wait_for(self._wait_open_or_terminal(), timeout)
         except TimeoutError:
@@ -138,7 +138,7 @@ class MeshConnection:
                 f"not connected to the broker at {self.mesh.broker_url} within {timeout:g}s{reason}"
             ) from None
         if self.terminal is not None:
-            raise TerminalClose(self._terminal_text())
+            raise TerminalClose(self.terminal_text())
         if self.unreachable:
             raise ConnectionUnavailable(f"cannot reach the broker at {self.mesh.broker_url}: {self.last_error}")
         if not self.is_open:
@@ -150,7 +150,7 @@ class MeshConnection:
             self._changed.clear()
             await self._changed.wait()
 
-    def _terminal_text(self) -> str:
+    def terminal_text(self) -> str:
         code, reason = self.terminal or (0, "")
         return f"{TERMINAL_CLOSE_CODES.get(code, 'closed by broker')} ({code}{': ' + reason if reason else ''})"
 
@@ -187,7 +187,7 @@ class MeshConnection:
             self._attempt += 1
             await asyncio.sleep(random.uniform(0, base))
         if self.terminal is not None:
-            self._fail_everything(TerminalClose(self._terminal_text()))
+            self._fail_everything(TerminalClose(self.terminal_text()))
         self.state = "closed"
         self._notify_change()
 
@@ -367,7 +367,7 @@ class MeshConnection:
                    timeout: float = SEND_TIMEOUT) -> dict[str, Any]:
         """Send one message; returns the broker's `ack` (raises RequestFailed when it refused)."""
         if self.terminal is not None:
-            raise TerminalClose(self._terminal_text())
+            raise TerminalClose(self.terminal_text())
         if len(self._sends) >= MAX_PENDING_SENDS:
             raise ConnectionUnavailable("outbound queue full")
         client_id = secrets.token_hex(8)

@@ -50,14 +50,21 @@ def local_zone_name() -> str:
     return "UTC"
 
 
+def parse_duration(text: str) -> timedelta | None:
+    """`90s`, `30m`, `2h`, `1d`; None when `text` is not a duration."""
+    duration = DURATION.fullmatch(text.strip())
+    if duration is None:
+        return None
+    return timedelta(seconds=float(duration.group(1)) * _UNIT_SECONDS[duration.group(2)[0].lower()])
+
+
 def parse_when(text: str, *, now: datetime | None = None) -> datetime:
     """`90s`, `30m`, `2h`, `1d` (from now), `HH:MM` (its next occurrence, local time) or an ISO date-time."""
     now = now or datetime.now().astimezone()
     value = text.strip()
-    duration = DURATION.fullmatch(value)
-    if duration:
-        seconds = float(duration.group(1)) * _UNIT_SECONDS[duration.group(2)[0].lower()]
-        return now + timedelta(seconds=seconds)
+    duration = parse_duration(value)
+    if duration is not None:
+        return now + duration
     clock = CLOCK.fullmatch(value)
     if clock:
         moment = now.replace(hour=int(clock.group(1)), minute=int(clock.group(2)), second=0, microsecond=0)
