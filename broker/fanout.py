@@ -9,6 +9,7 @@ from typing import Any
 from broker import wire
 from broker.layer import Deliver, DeliverItem, Doorbell, Evict, Kick, LayerMessage, MeshBroadcast, WorkerLayer
 from broker.registry import ConnectionRegistry
+from broker.services.moderation import KICK_CLOSE, KickOutcome
 
 DELIVER_CHUNK_BYTES = 256 * 1024
 
@@ -60,6 +61,14 @@ class Fanout:
                 await conn.close(code, reason)
         else:
             await self.layer.send(worker_id, Kick(presence_id, code, reason))
+
+    async def close_kicked(self, outcome: KickOutcome, *, verb: str, stale: bool) -> None:
+        """Close what a kick selected wherever the sockets are; announce the ghosts the service closed itself."""
+        reason = f"{verb}_stale" if stale else verb
+        for kicked in outcome.kicked:
+            await self.kick(kicked.presence_id, kicked.worker_id, KICK_CLOSE[verb], reason)
+        for ghost in outcome.ghosts:
+            await self.broadcast(ghost.mesh_id, ghost.left_event, exclude_member_id=ghost.member_id)
 
     async def evict(self, *, mesh_id: str, member_id: str | None, error: dict[str, Any], code: int, reason: str) -> None:
         """Close a revoked member's (or an archived mesh's) sockets here and on every other worker."""

@@ -237,3 +237,14 @@ def evict_everywhere_sync(message: Evict) -> None:
         async_to_sync(layer.group_send)(conf.WORKERS_GROUP, message.to_layer())
     except Exception:
         logger.warning("could not notify broker workers of %s", message, exc_info=True)
+
+
+def send_sync(worker_id: str, message: LayerMessage) -> None:
+    """One message to one worker from a process with no broker worker; a loss is the sweeps' to make up."""
+    layer = shared_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.send)(worker_id, message.to_layer())
+    except Exception:
+        logger.warning("could not reach broker worker %s", worker_id, exc_info=True)

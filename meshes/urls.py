@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from meshes.views import audit, coordination, home, invites, keys, live, mesh, topics
+from meshes.views import audit, coordination, home, invites, keys, live, mesh, moderation, topics
 
 urlpatterns: list = [
     # JSON API and public/broker HTTP routes (meshes/api); dashboard routes follow.
@@ -30,6 +30,11 @@ dashboard_patterns = [
     path("meshes/<str:mesh_id>/keys/revoke/", keys.api_key_revoke, name="api_key_revoke"),
     path("meshes/<str:mesh_id>/topics/", topics.topic_list, name="topics"),
     path("meshes/<str:mesh_id>/coordination/", coordination.coordination, name="coordination"),
+    path("meshes/<str:mesh_id>/moderation/", moderation.moderation, name="moderation"),
+    path("meshes/<str:mesh_id>/moderation/sessions/<str:presence_id>/close/", moderation.session_close, name="session_close"),
+    path("meshes/<str:mesh_id>/moderation/members/<str:member_id>/ban/", moderation.member_ban_view, name="member_ban"),
+    path("meshes/<str:mesh_id>/moderation/members/<str:member_id>/unban/", moderation.member_unban_view, name="member_unban"),
+    path("meshes/<str:mesh_id>/moderation/members/<str:member_id>/grants/", moderation.member_grants, name="member_grants"),
     path("meshes/<str:mesh_id>/topics/<str:topic_id>/", topics.topic_detail, name="topic"),
     path("meshes/<str:mesh_id>/topics/<str:topic_id>/members/add/", topics.topic_member_add, name="topic_member_add"),
     path("meshes/<str:mesh_id>/topics/<str:topic_id>/members/<str:member_id>/remove/", topics.topic_member_remove,

@@ -15,18 +15,6 @@ from meshes.actors import Actor
 from meshes.services.grants import member_grants_update
 from meshes.services.moderation import member_ban, member_unban
 
-KICK_CLOSE = {"kicked": 4001, "disconnected": 1000}  # §2.10
-
-
-async def close_kicked(outcome, *, verb: str, stale: bool) -> None:
-    """Close the selected sockets wherever they are; announce the ghosts the service closed itself."""
-    worker = get_worker()
-    reason = f"{verb}_stale" if stale else verb
-    for kicked in outcome.kicked:
-        await worker.fanout.kick(kicked.presence_id, kicked.worker_id, KICK_CLOSE[verb], reason)
-    for ghost in outcome.ghosts:
-        await worker.fanout.broadcast(ghost.mesh_id, ghost.left_event, exclude_member_id=ghost.member_id)
-
 
 async def _kick(conn, frame: dict[str, Any], verb: str) -> None:
     def run(actor: Actor, frame: dict[str, Any]):
@@ -41,7 +29,7 @@ async def _kick(conn, frame: dict[str, Any], verb: str) -> None:
     # Answer before closing: the caller may be among the targets.
     ack = "kick_ack" if verb == "kicked" else "disconnect_ack"
     await conn.send_frame(wire.with_req_id({"type": ack, "kicked": names, "affected": names}, frame))
-    await close_kicked(outcome, verb=verb, stale=request.stale_ms is not None)
+    await get_worker().fanout.close_kicked(outcome, verb=verb, stale=request.stale_ms is not None)
 
 
 @handler("kick")

@@ -21,6 +21,7 @@ from meshes.services.moderation import require_moderator
 from meshes.text import storable
 
 MAX_STALE_MS = 366 * 24 * 3600 * 1000
+KICK_CLOSE = {"kicked": 4001, "disconnected": 1000}  # §2.10: a kicked client stays out, a disconnected one returns
 
 
 @dataclass(frozen=True)
@@ -100,3 +101,4 @@ def sessions_kick(*, actor: Actor, request: KickRequest, verb: str, caller_prese
         how = "all" if request.everyone else "stale" if request.stale_ms is not None else "target"
         audit(actor, f"sessions_{verb}", {"names": [k.name for k in kicked][:100], "count": len(kicked), "how": how})
     return KickOutcome(kicked, ghosts)
+

@@ -16,6 +16,7 @@ from meshes.events import MeshEvent, MeshEventKind, publish_after_commit
 from meshes.models import Member, Role
 from meshes.services.checks import audit, require_live_mesh
 from meshes.text import storable
+from protocol.ids import is_id_fragment
 
 
 def _clean_target(target: Any) -> str:
@@ -43,15 +44,19 @@ def _one(members: list[Member], target: str, missing: str) -> Member:
 
 
 @transaction.atomic
-def member_ban(*, actor: Actor, target: Any) -> Member:
-    """The live member whose display name or pubkey is `target`, or whose pubkey starts with it."""
+def member_ban(*, actor: Actor, target: Any = None, member_id: Any = None) -> Member:
+    """The live member `member_id` (the dashboard), or the one whose display name or pubkey is `target`, or whose
+    pubkey starts with it (the wire)."""
     require_moderator(actor, "ban")
     require_live_mesh(actor.mesh)
-    target = _clean_target(target)
     live = Member.objects.select_for_update().filter(mesh=actor.mesh, revoked_at=None)
-    exact = list(live.filter(Q(display_name=target) | Q(pubkey=target)))
-    candidates = exact or list(live.filter(pubkey__startswith=target.lower()))
-    member = _one(candidates, target, f'peer "{target}" not found')
+    if member_id is not None:
+        member = _one(list(live.filter(pk=member_id)) if is_id_fragment(member_id) else [], "", "no such member")
+    else:
+        target = _clean_target(target)
+        exact = list(live.filter(Q(display_name=target) | Q(pubkey=target)))
+        candidates = exact or list(live.filter(pubkey__startswith=target.lower()))
+        member = _one(candidates, target, f'peer "{target}" not found')
     if member.id == actor.member_id:
         raise ServiceError("invalid", "cannot ban yourself")
     if member.role == Role.OWNER:
@@ -66,13 +71,17 @@ def member_ban(*, actor: Actor, target: Any) -> Member:
 
 
 @transaction.atomic
-def member_unban(*, actor: Actor, target: Any) -> Member:
-    """A banned member, by display name or full pubkey (no prefix: lifting a ban names it exactly)."""
+def member_unban(*, actor: Actor, target: Any = None, member_id: Any = None) -> Member:
+    """A banned member, by id, display name or full pubkey (no prefix: lifting a ban names it exactly)."""
     require_moderator(actor, "unban")
     require_live_mesh(actor.mesh)
-    target = _clean_target(target)
     banned = Member.objects.select_for_update().filter(mesh=actor.mesh, banned_at__isnull=False).exclude(revoked_at=None)
-    member = _one(list(banned.filter(Q(display_name=target) | Q(pubkey=target.lower()))), target, f'no banned peer "{target}"')
+    if member_id is not None:
+        member = _one(list(banned.filter(pk=member_id)) if is_id_fragment(member_id) else [], "", "no such banned member")
+    else:
+        target = _clean_target(target)
+        named = banned.filter(Q(display_name=target) | Q(pubkey=target.lower()))
+        member = _one(list(named), target, f'no banned peer "{target}"')
     live = Member.objects.filter(mesh=actor.mesh, revoked_at=None)
     if (member.pubkey and live.filter(pubkey=member.pubkey).exists()) or (
         not member.pubkey and member.user_id and live.filter(user_id=member.user_id, pubkey=None).exists()

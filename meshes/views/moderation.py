@@ -1,0 +1,108 @@
+"""The moderation tab (owners and admins): close a live session (kick: it stays out; disconnect: it may come
+back), ban a member and lift a ban, and set what each sender may do to a member (its grants). The rules are the
+services'; the sessions come from the broker through `meshes.online`."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from meshes import online, selectors
+from meshes.errors import Forbidden, MeshError
+from meshes.services.grants import member_grants_update
+from meshes.services.moderation import member_ban, member_unban
+from meshes.views.common import mesh_context, mesh_view, post_only
+from protocol.vocabulary import DEFAULT_GRANTS, GRANTS
+
+
+def _require_manager(actor) -> None:
+    if not actor.is_manager:
+        raise Forbidden("forbidden", "only the mesh owner or an admin can moderate this mesh")
+
+
+def _grant_rows(members: list, subject) -> list[dict]:
+    """Every other keyed member as a sender, with what it may do to `subject` (its entry, or the defaults)."""
+    grants = subject.peer_grants if subject is not None and isinstance(subject.peer_grants, dict) else {}
+    rows = []
+    for sender in members:
+        if subject is None or sender.pk == subject.pk or not sender.pubkey:
+            continue
+        entry = grants.get(sender.pubkey)
+        rows.append({"sender": sender, "caps": list(DEFAULT_GRANTS) if entry is None else entry, "custom": entry is not None})
+    return rows
+
+
+@mesh_view
+def moderation(request: HttpRequest, actor) -> HttpResponse:
+    _require_manager(actor)
+    members = list(selectors.members_for_mesh(mesh=actor.mesh))
+    keyed = [m for m in members if m.pubkey]
+    subject = next((m for m in keyed if m.pk == request.GET.get("member")), keyed[0] if keyed else None)
+    context = {
+        **mesh_context(actor, tab="moderation"),
+        "online_peers": online.online_peers(mesh_id=actor.mesh.id),
+        "members": members,
+        "bans": list(selectors.bans_for_manager(actor=actor)),
+        "keyed": keyed,
+        "subject": subject,
+        "grant_rows": _grant_rows(keyed, subject),
+        "capabilities": GRANTS,
+    }
+    return render(request, "dashboard/moderation.html", context)
+
+
+def _done(request: HttpRequest, actor, text: str | None, error: MeshError | None = None, **query) -> HttpResponse:
+    if error is not None:
+        messages.error(request, error.message)
+    elif text:
+        messages.success(request, text)
+    response = redirect("dashboard:moderation", mesh_id=actor.mesh.id)
+    if query:
+        response["Location"] += "?" + "&".join(f"{k}={v}" for k, v in query.items())
+    return response
+
+
+@mesh_view
+@post_only("dashboard:moderation")
+def session_close(request: HttpRequest, actor, presence_id: str) -> HttpResponse:
+    _require_manager(actor)
+    disconnect = request.POST.get("how") == "disconnect"
+    names = online.kick_session(actor=actor, presence_id=presence_id, disconnect=disconnect)
+    verb = "disconnected (it may reconnect)" if disconnect else "kicked (it will not reconnect)"
+    return _done(request, actor, f"{', '.join(names)} {verb}." if names else "That session had already gone.")
+
+
+@mesh_view
+@post_only("dashboard:moderation")
+def member_ban_view(request: HttpRequest, actor, member_id: str) -> HttpResponse:
+    _require_manager(actor)
+    try:
+        member = member_ban(actor=actor, member_id=member_id)
+    except MeshError as error:  # the owner cannot be banned: said on the page, not a 403
+        return _done(request, actor, None, error)
+    return _done(request, actor, f"{member.display_name} is banned: its sessions are closed and it cannot reconnect.")
+
+
+@mesh_view
+@post_only("dashboard:moderation")
+def member_unban_view(request: HttpRequest, actor, member_id: str) -> HttpResponse:
+    _require_manager(actor)
+    try:
+        member = member_unban(actor=actor, member_id=member_id)
+    except MeshError as error:  # the owner cannot be banned: said on the page, not a 403
+        return _done(request, actor, None, error)
+    return _done(request, actor, f"{member.display_name} may connect again.")
+
+
+@mesh_view
+@post_only("dashboard:moderation")
+def member_grants(request: HttpRequest, actor, member_id: str) -> HttpResponse:
+    _require_manager(actor)
+    sender = request.POST.get("sender", "")
+    caps = None if request.POST.get("reset") else request.POST.getlist("caps")
+    try:
+        member = member_grants_update(actor=actor, member_id=member_id, grants={sender: caps})
+    except MeshError as error:  # the owner cannot be banned: said on the page, not a 403
+        return _done(request, actor, None, error, member=member_id)
+    return _done(request, actor, f"Grants of {member.display_name} saved.", member=member_id)
