@@ -14,6 +14,7 @@ from meshes.actors import Actor
 from meshes.errors import Forbidden, NotFound, ServiceError
 from meshes.models import ApiKey, AuditEvent, Invite, Member, Mesh, Role, token_digest
 from protocol.ids import ID_LENGTH, is_id_fragment
+from protocol.vocabulary import grants_allow
 
 _ROLE_RANK = Case(
     When(role=Role.OWNER, then=Value(0)),
@@ -91,6 +92,19 @@ def api_keys_for_manager(*, actor: Actor) -> QuerySet[ApiKey]:
     """The mesh's keys, for its owner and admins only (what a peer or an admin key may list)."""
     actor.require_manager()
     return ApiKey.objects.filter(mesh=actor.mesh).order_by("-created_at")
+
+
+def members_allowing(*, mesh_id: str, sender_keys: tuple[str | None, ...], capability: str) -> set[str] | None:
+    """Ids of the mesh's members whose grants let this sender do `capability` to them; None when nobody refuses
+    (the common case: no need to name everyone)."""
+    members = Member.objects.filter(mesh_id=mesh_id, revoked_at=None)
+    refusing = {
+        member_id for member_id, grants in members.exclude(peer_grants={}).values_list("id", "peer_grants")
+        if not grants_allow(grants, sender_keys=sender_keys, capability=capability)
+    }
+    if not refusing:
+        return None
+    return set(members.values_list("id", flat=True)) - refusing
 
 
 def bans_for_manager(*, actor: Actor) -> QuerySet[Member]:

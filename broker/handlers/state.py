@@ -9,25 +9,33 @@ from typing import Any
 from broker import selectors, wire, wire_coordination
 from broker.handlers.registry import call_for_member, handler, run_for_member
 from broker.worker import get_worker
+from meshes import selectors as mesh_selectors
 from meshes import selectors_coordination
 from meshes.services.state import NO_VALUE, state_clean_key, state_set
+from protocol.vocabulary import Grant
 
 
-def _set(actor, frame: dict[str, Any]):
-    return state_set(actor=actor, key=frame.get("key"), value=frame.get("value", NO_VALUE),
-                     sealed=frame.get("sealed"), expected_version=frame.get("expectedVersion"))
+def _set(actor, frame: dict[str, Any], session_pubkey: str | None):
+    entry = state_set(actor=actor, key=frame.get("key"), value=frame.get("value", NO_VALUE),
+                      sealed=frame.get("sealed"), expected_version=frame.get("expectedVersion"))
+    readers = mesh_selectors.members_allowing(mesh_id=actor.mesh.id, sender_keys=(actor.member.pubkey, session_pubkey),
+                                              capability=Grant.STATE_READ)
+    return entry, readers
 
 
 @handler("set_state")
 async def handle_set_state(conn, frame) -> None:
     # [PY] §10 item 4: a refusal is answered when the frame has a `_reqId`; without one nothing waits for it.
-    entry = await call_for_member(conn, frame, _set, answer_errors="_reqId" in frame)
-    if entry is None:
+    stored = await call_for_member(conn, frame, lambda actor, f: _set(actor, f, conn.session_pubkey),
+                                   answer_errors="_reqId" in frame)
+    if stored is None:
         return
+    entry, readers = stored
     if "_reqId" in frame and ("expectedVersion" in frame or frame.get("confirm") is True):
         await conn.send_frame(wire.with_req_id(wire_coordination.state_stored(entry), frame))
     await get_worker().fanout.broadcast(
-        conn.mesh_id, wire_coordination.state_change(entry), exclude_presence_id=conn.presence_id
+        conn.mesh_id, wire_coordination.state_change(entry), exclude_presence_id=conn.presence_id,
+        only_member_ids=readers,  # recipients whose grants refuse this writer `state-read` do not hear it
     )
 
 

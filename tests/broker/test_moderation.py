@@ -179,3 +179,14 @@ async def test_set_grants_validates_and_only_managers_set_another_member_s(make_
                             "grants_result")
     assert cleared["grants"] == {}
     assert await db(AuditEvent.objects.filter(event_type="member_grants_changed").count)() == 2
+
+
+async def test_a_recipient_refusing_state_read_does_not_hear_that_writer_s_state_changes(make_member, connect):
+    alice, bob, carol = await db(make_member)("alice"), await db(make_member)("bob"), await db(make_member)("carol")
+    a, b, c = await connect(alice), await connect(bob), await connect(carol)
+    await request(b, {"type": "set_grants", "grants": {alice.pubkey: ["read", "dm"]}}, "grants_result")
+    await a.send({"type": "set_state", "key": "build", "value": "green"})
+    assert (await c.expect("state_change"))["value"] == "green"
+    await b.expect_nothing(lambda f: f.get("type") == "state_change")
+    await c.send({"type": "set_state", "key": "build", "value": "red"})  # carol is not refused
+    assert (await b.expect("state_change"))["value"] == "red"
