@@ -26,3 +26,4 @@ delivery_latency = Histogram(
     "From the send's commit to the push written on the recipient's socket",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+webhook_requests = Counter("broker_webhook_requests", "Inbound webhook POSTs by outcome", ["outcome"])

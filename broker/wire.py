@@ -12,7 +12,7 @@ from django.utils import timezone
 from broker.presence_fields import clean_groups, stats_restored
 from meshes.wire import api_key_entry, api_key_revoke_body
 from protocol.encoding import iso_ms, iso_or_none
-from protocol.vocabulary import DEFAULT_GRANTS, Priority, is_direct_target
+from protocol.vocabulary import DEFAULT_GRANTS, WEBHOOK_SENDER_PREFIX, Priority, PushSubtype, is_direct_target
 
 SELF_EDITABLE = {"displayName": True, "roleTag": True, "groups": True, "messageMode": True}
 
@@ -110,6 +110,18 @@ def message_push(message: Any) -> dict[str, Any]:
         frame["targetSpec"] = message.target_spec
     if message.subtype:
         frame["subtype"] = message.subtype
+    if message.subtype == PushSubtype.WEBHOOK:
+        return _webhook_push(frame, message)
+    return frame
+
+
+def _webhook_push(frame: dict[str, Any], message: Any) -> dict[str, Any]:
+    """§6.9: plaintext by nature, the body as `eventData`, the webhook's name as `event`; stored as the text of
+    the message, so queued deliveries look exactly like live ones."""
+    frame.pop("senderMemberId", None)
+    frame.pop("targetSpec", None)
+    frame.update(event=message.sender_pubkey.removeprefix(WEBHOOK_SENDER_PREFIX), eventData=json.loads(message.ciphertext),
+                 nonce="", ciphertext="")
     return frame
 
 

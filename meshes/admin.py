@@ -25,6 +25,7 @@ from meshes.models import (
     Task,
     Topic,
     TopicMember,
+    Webhook,
 )
 
 
@@ -343,3 +344,21 @@ class ScheduledMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("mesh", "member")
     fields = readonly_fields = ("id", "mesh", "member", "to", "encrypted", "cron", "time_zone", "deliver_at",
                                 "fired_count", "last_fired_at", "last_error", "created_at", "cancelled_at", "finished_at")
+
+
+@admin.register(Webhook)
+class WebhookAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Metadata only: the URL secret and the HMAC secret are never shown here."""
+
+    list_display = fields = readonly_fields = ("name", "mesh", "active", "signed", "rate_per_minute", "max_body_bytes",
+                                               "delivery_count", "last_delivery_at", "created_at", "deleted_at")
+    search_fields = ("name", "mesh__id", "mesh__name")
+    list_select_related = ("mesh",)
+
+    @admin.display(boolean=True)
+    def active(self, obj: Webhook) -> bool:
+        return obj.active
+
+    @admin.display(boolean=True)
+    def signed(self, obj: Webhook) -> bool:
+        return obj.signed

@@ -12,7 +12,7 @@ from django.db.models.functions import Coalesce
 from meshes import site
 from meshes.actors import Actor
 from meshes.errors import Forbidden, NotFound, ServiceError
-from meshes.models import ApiKey, AuditEvent, Invite, Member, Mesh, Role, token_digest
+from meshes.models import ApiKey, AuditEvent, Invite, Member, Mesh, Role, Webhook, token_digest
 from protocol.ids import ID_LENGTH, is_id_fragment
 from protocol.vocabulary import grants_allow
 
@@ -105,6 +105,12 @@ def members_allowing(*, mesh_id: str, sender_keys: tuple[str | None, ...], capab
     if not refusing:
         return None
     return set(members.values_list("id", flat=True)) - refusing
+
+
+def webhooks_for_manager(*, actor: Actor) -> QuerySet[Webhook]:
+    """The mesh's active webhooks (their URLs carry the secret: owners and admins only)."""
+    actor.require_manager()
+    return Webhook.objects.filter(mesh=actor.mesh, deleted_at=None).order_by("created_at")
 
 
 def bans_for_manager(*, actor: Actor) -> QuerySet[Member]:

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from meshes.views import audit, coordination, home, invites, keys, live, mesh, moderation, topics
+from meshes.views import audit, coordination, home, invites, keys, live, mesh, moderation, topics, webhooks
 
 urlpatterns: list = [
     # JSON API and public/broker HTTP routes (meshes/api); dashboard routes follow.
@@ -35,6 +35,9 @@ dashboard_patterns = [
     path("meshes/<str:mesh_id>/moderation/members/<str:member_id>/ban/", moderation.member_ban_view, name="member_ban"),
     path("meshes/<str:mesh_id>/moderation/members/<str:member_id>/unban/", moderation.member_unban_view, name="member_unban"),
     path("meshes/<str:mesh_id>/moderation/members/<str:member_id>/grants/", moderation.member_grants, name="member_grants"),
+    path("meshes/<str:mesh_id>/webhooks/", webhooks.webhook_list, name="webhooks"),
+    path("meshes/<str:mesh_id>/webhooks/new/", webhooks.webhook_create_view, name="webhook_create"),
+    path("meshes/<str:mesh_id>/webhooks/<str:name>/revoke/", webhooks.webhook_delete_view, name="webhook_delete"),
     path("meshes/<str:mesh_id>/topics/<str:topic_id>/", topics.topic_detail, name="topic"),
     path("meshes/<str:mesh_id>/topics/<str:topic_id>/members/add/", topics.topic_member_add, name="topic_member_add"),
     path("meshes/<str:mesh_id>/topics/<str:topic_id>/members/<str:member_id>/remove/", topics.topic_member_remove,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from peer import __version__
 from peer.claude_setup import ClaudePaths, SetupError, install, uninstall
-from peer.cli_admin import cmd_apikey_create, cmd_apikey_list, cmd_apikey_revoke, cmd_invite
+from peer.cli_admin import cmd_apikey_create, cmd_apikey_list, cmd_apikey_revoke, cmd_invite, cmd_webhook
 from peer.cli_context import Context, Parser, config_groups, run_async, with_client
 from peer.cli_coordination import add_coordination_commands
 from peer.cli_identity import cmd_join, cmd_leave, cmd_list, cmd_rename, cmd_whoami
@@ -298,6 +298,10 @@ def build_parser() -> Parser:
     q = apikey.add_parser("revoke", parents=[common])
     q.set_defaults(handler=cmd_apikey_revoke)
     q.add_argument("id", help="full id or unique prefix")
+    p = add("webhook", cmd_webhook, "inbound webhooks CI or monitoring post JSON to (owner/admin)")
+    p.add_argument("action", choices=("create", "list", "delete"))
+    p.add_argument("name", nargs="?")
+    p.add_argument("--signed", action="store_true", help="require an X-Hub-Signature-256 HMAC on every POST")
     p = add("topic", None, "topics: named conversations with an encrypted history")
     topic = p.add_subparsers(dest="action", metavar="<create|list|join|leave|members|history|read>",
                              parser_class=Parser, required=True)

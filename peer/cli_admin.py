@@ -81,3 +81,40 @@ def cmd_apikey_revoke(ctx: Context) -> int:
         raise CliError(f"not_unique: {ctx.args.id!r} matches several api keys; give more of the id",
                        INVALID_ARGS, code="not_unique")
     raise CliError(f"apikey revoke failed: unexpected reply {status!r}", INTERNAL_ERROR)
+
+
+def cmd_webhook(ctx: Context) -> int:
+    """`webhook create <name> [--signed] | list | delete <name>` (owner/admin): URLs CI or monitoring POST JSON to."""
+    config = ctx.config()
+    mesh = ctx.mesh(config)
+    args = ctx.args
+    if args.action in ("create", "delete") and not args.name:
+        raise CliError(f"webhook {args.action} needs a name", INVALID_ARGS)
+    frame: dict = {"type": f"{args.action}_webhook" if args.action != "list" else "list_webhooks"}
+    if args.name:
+        frame["name"] = args.name
+    if args.action == "create" and args.signed:
+        frame["signed"] = True
+    reply_type = "webhook_list" if args.action == "list" else "webhook_ack"
+    reply = run_async(with_client(ctx, mesh, config, lambda c: c.connection.request(frame, reply_type)))
+    reply = {k: v for k, v in reply.items() if k not in ("type", "_reqId")}
+    if ctx.out.as_json:
+        ctx.out.json(reply)
+        return 0
+    if args.action == "list":
+        hooks = reply.get("webhooks") or []
+        if not hooks:
+            ctx.out.line("no webhooks in this mesh.")
+        for hook in hooks:
+            signed = "signed" if hook.get("signed") else "unsigned"
+            ctx.out.line(f"{hook.get('name')}  {signed}  {hook.get('deliveries', 0)} deliveries  {hook.get('url')}")
+        return 0
+    if args.action == "delete":
+        ctx.out.ok(f"webhook {args.name} deleted: its URL answers 401 from now on")
+        return 0
+    ctx.out.ok(f"webhook {reply.get('name')} created")
+    ctx.out.warn("anyone with this URL can post into the mesh — keep it secret:")
+    ctx.out.line(str(reply.get("url")))
+    if reply.get("signingSecret"):
+        ctx.out.line(f"HMAC secret (X-Hub-Signature-256, shown once): {reply['signingSecret']}")
+    return 0

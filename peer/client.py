@@ -27,7 +27,7 @@ from peer.topics import Topics
 from protocol.crypto import SigningKeypair
 from protocol.envelope import OpenedMessage, WireEnvelope, open_push, seal_direct, seal_group
 from protocol.keyring import MESH_SCOPE, scope_for_target, seal_scope
-from protocol.vocabulary import PRIORITIES
+from protocol.vocabulary import PRIORITIES, PushSubtype
 
 PEER_CACHE_SECONDS = 30.0
 KEYRING_EVENTS = ("key_requested", "key_granted")
@@ -311,9 +311,12 @@ class MeshClient:
         subtype = frame.get("subtype") if isinstance(frame.get("subtype"), str) else None
         target_spec = frame.get("targetSpec") if isinstance(frame.get("targetSpec"), str) else None
         member_id = frame.get("senderMemberId")
-        opened = await self.open_message(sender_pubkey=sender, nonce=nonce, ciphertext=ciphertext,
-                                         sender_member_id=member_id, target_spec=target_spec, subtype=subtype)
         event_data = frame.get("eventData")
+        if subtype == PushSubtype.WEBHOOK:  # plaintext by nature: the body a CI or monitor posted (§6.9)
+            opened = OpenedMessage(kind="webhook", plaintext=json.dumps(event_data, ensure_ascii=False), encrypted=False)
+        else:
+            opened = await self.open_message(sender_pubkey=sender, nonce=nonce, ciphertext=ciphertext,
+                                             sender_member_id=member_id, target_spec=target_spec, subtype=subtype)
         plaintext = opened.plaintext
         if opened.kind == "system":
             plaintext = system_text(str(frame.get("event") or ""), event_data if isinstance(event_data, dict) else {})
@@ -352,7 +355,9 @@ class MeshClient:
             return
         if message.kind == "system" and isinstance(data, dict) and data.get("pubkey") and data.get("name"):
             self.known_names[str(data["pubkey"])] = str(data["name"])
-        if message.kind != "system" and message.sender_pubkey:
+        if message.kind == "webhook":
+            message.sender_name = f"webhook {message.event or '?'}"
+        elif message.kind != "system" and message.sender_pubkey:
             message.sender_name = await self.sender_name(message.sender_pubkey, message.sender_member_id)
         is_new = True
         if self.inbox is not None and message.kind != "system":

@@ -58,7 +58,7 @@ class WireEnvelope:
 class OpenedMessage:
     """What a receiver made of a push. `plaintext` is None when the message could not be read."""
 
-    kind: str  # "direct" | "group" | "broadcast" | "system" | "unknown"
+    kind: str  # "direct" | "group" | "broadcast" | "system" | "webhook" | "unknown"
     plaintext: str | None
     encrypted: bool  # True when the bytes were end-to-end encrypted (direct or group)
     failure: str | None = None  # why plaintext is None

@@ -28,6 +28,9 @@ class PushSubtype(StrEnum):
     WEBHOOK = "webhook"
 
 
+WEBHOOK_SENDER_PREFIX = "webhook:"  # a webhook push's senderPubkey: "webhook:<name>" (§6.9)
+
+
 class TaskStatus(StrEnum):
     OPEN = "open"
     CLAIMED = "claimed"

@@ -14,4 +14,5 @@ from broker.handlers import (  # noqa: F401  (registration)
     state,
     tasks,
     topics,
+    webhooks,
 )

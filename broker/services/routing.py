@@ -24,6 +24,7 @@ NO_PEER = "no connected peer for target (not online, or targetSpec is your own k
 BLOCKED = "blocked by recipient grants (sender lacks dm capability)"
 IDLE, NOW = Status.IDLE.value, Priority.NOW.value  # plain str: compared once per recipient
 REMINDER = PushSubtype.REMINDER.value
+WEBHOOK = PushSubtype.WEBHOOK.value
 MEMBER_FIELDS = ("id", "mesh_id", "pubkey", "peer_grants", "default_groups", "display_name")
 PRESENCE_FIELDS = (
     "id", "mesh_id", "member_id", "session_id", "session_pubkey", "groups", "visible", "worker_id",
@@ -90,7 +91,7 @@ def grants_allow(grants: Any, *, sender: Sender, capability: str) -> bool:
 def message_capability(*, target_spec: str, subtype: str | None) -> str | None:
     """The grant a message needs of its recipient: `dm` for one key, `broadcast` for `*`, groups and topics;
     none for what the broker itself sends (reminders are one's own, webhooks are the mesh's)."""
-    if subtype in (REMINDER, PushSubtype.WEBHOOK.value, PushSubtype.SYSTEM.value):
+    if subtype in (REMINDER, WEBHOOK, PushSubtype.SYSTEM.value):
         return None
     return vocabulary.Grant.DM.value if is_direct_target(target_spec) else vocabulary.Grant.BROADCAST.value
 
@@ -304,7 +305,9 @@ def live_multicast_delivery(
     """One live session's row of a multicast or topic send (ungated), pre-claimed unless its worker is dead; None
     when the recipient's grants deny the sender `broadcast` (a silent drop, §3.5)."""
     member = ctx.members.get(presence["member_id"])
-    if member is None or not grants_allow(member["peer_grants"], sender=item.sender, capability="broadcast"):
+    if member is None or (item.subtype != WEBHOOK and not grants_allow(
+        member["peer_grants"], sender=item.sender, capability="broadcast"
+    )):
         return None
     delivery = DeliveryRow(
         message_id=message_id,
@@ -324,11 +327,12 @@ def live_multicast_delivery(
 def plan_multicast(item: SendInput, ctx: RoutingContext, message_id: str, reach: Reach) -> list[DeliveryRow]:
     sender, target = item.sender, item.target_spec
     group = None if target in ("*", "@all") else target[1:]
+    webhook = item.subtype == WEBHOOK  # §6.9: every member, hidden sessions and the webhook's creator too
     deliveries = []
     online_members = set()
     for presence in ctx.live.get(sender.mesh_id, []):
         online_members.add(presence["member_id"])
-        if presence["id"] == sender.presence_id or not presence["visible"]:
+        if not webhook and (presence["id"] == sender.presence_id or not presence["visible"]):
             continue
         if group is not None and not group_matches(presence["groups"], group):
             continue
@@ -337,15 +341,17 @@ def plan_multicast(item: SendInput, ctx: RoutingContext, message_id: str, reach:
             deliveries.append(delivery)
     # Better than the reference: matching members who are offline get it when they come back.
     for member in ctx.members.values():
-        if member["mesh_id"] != sender.mesh_id or member["id"] in online_members or member["id"] == sender.member_id:
+        if member["mesh_id"] != sender.mesh_id or member["id"] in online_members or (
+            member["id"] == sender.member_id and not webhook
+        ):
             continue
         saved = ctx.saved.get(member["id"])
-        if saved is not None and not saved["visible"]:
+        if saved is not None and not saved["visible"] and not webhook:
             continue
         groups = saved["groups"] if saved and saved["groups"] else member["default_groups"]
         if group is not None and not group_matches(groups, group):
             continue
-        if not grants_allow(member["peer_grants"], sender=sender, capability="broadcast"):
+        if not webhook and not grants_allow(member["peer_grants"], sender=sender, capability="broadcast"):
             continue
         deliveries.append(
             DeliveryRow(message_id=message_id, recipient_member_id=member["id"], gated=False, priority=item.priority)

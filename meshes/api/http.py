@@ -85,6 +85,14 @@ def json_object(
 ) -> dict[str, Any]:
     """The one JSON body reader of every HTTP route: the body as a JSON object, within the size, depth and number
     limits. An empty body is `{}` only where the route allows it. Raises BadBody otherwise."""
+    data = json_value(request, max_bytes=max_bytes, allow_empty=allow_empty)
+    if not isinstance(data, dict):
+        raise BadBody("not_an_object", "request body must be a JSON object")
+    return data
+
+
+def json_value(request: HttpRequest, *, max_bytes: int = MAX_BROKER_BODY_BYTES, allow_empty: bool = False) -> Any:
+    """Any JSON value, under `json_object`'s limits (webhooks take arrays and objects)."""
     if declared_length(request) > max_bytes:
         raise BadBody("payload_too_large", f"the body is limited to {max_bytes} bytes", status=413)
     try:
@@ -109,8 +117,6 @@ def json_object(
         )
     except (json.JSONDecodeError, RecursionError, ValueError):
         raise BadBody("invalid_json", "request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise BadBody("not_an_object", "request body must be a JSON object")
     return data
 
 

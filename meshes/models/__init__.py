@@ -1,5 +1,5 @@
 """The meshes app's tables: meshes, members, invites, API keys and the audit log (`core`), topics (`topics`), and
-shared state, memories, tasks and scheduled messages (`coordination`)."""
+shared state, memories, tasks and scheduled messages (`coordination`), inbound webhooks (`webhooks`)."""
 
 from meshes.models.coordination import Memory, MemoryToken, ScheduledMessage, StateEntry, Task, TaskStatus
 from meshes.models.core import (
@@ -14,6 +14,7 @@ from meshes.models.core import (
     token_digest,
 )
 from meshes.models.topics import Topic, TopicMember, TopicMessage, TopicRole, TopicVisibility
+from meshes.models.webhooks import Webhook
 
 __all__ = [
     "MANAGER_ROLES",
@@ -35,5 +36,6 @@ __all__ = [
     "TopicMessage",
     "TopicRole",
     "TopicVisibility",
+    "Webhook",
     "token_digest",
 ]
