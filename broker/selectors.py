@@ -45,6 +45,18 @@ def online_peers(*, mesh_id: str) -> list[dict[str, Any]]:
     ]
 
 
+def member_groups(*, mesh_id: str, member_id: str, extra: list[Any] = ()) -> list[str]:
+    """Every group a member is in as far as the broker knows: its live sessions', its saved state's, its default
+    ones (a one-shot CLI connection announces none, yet its member is in them)."""
+    sources = [list(extra)]
+    sources += list(live_presences().filter(mesh_id=mesh_id, member_id=member_id).values_list("groups", flat=True))
+    sources += list(PeerState.objects.filter(mesh_id=mesh_id, member_id=member_id).values_list("groups", flat=True))
+    sources += list(Member.objects.filter(pk=member_id).values_list("default_groups", flat=True))
+    names = {str(g["name"]) for groups in sources if isinstance(groups, list) for g in groups
+             if isinstance(g, dict) and isinstance(g.get("name"), str) and g["name"]}
+    return sorted(names)
+
+
 @dataclass(frozen=True)
 class MemberRoster:
     members: list[Member]

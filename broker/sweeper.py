@@ -19,10 +19,12 @@ from broker.layer import WorkerLayer
 from broker.ratelimit import TokenBuckets
 from broker.registry import ConnectionRegistry
 from broker.services import deliveries, presence, workers
+from meshes.services.files import files_expire
 
 logger = logging.getLogger(__name__)
 db = database_sync_to_async
 RETENTION_EVERY_SECONDS = 3600
+FILES_EVERY_SECONDS = 60  # ephemeral files and abandoned uploads
 
 
 class Sweeper:
@@ -45,6 +47,7 @@ class Sweeper:
         self.buckets = buckets
         self.backlog_seconds = backlog_seconds  # how long this worker's oldest queued send or mark has waited
         self._last_retention = 0.0
+        self._last_files = 0.0
         self._beating_since: float | None = None  # since when this worker's beats have all been stored
         self.jobs: list[Callable[[], Awaitable[None]]] = [
             closes.retry_unfinished,
@@ -56,6 +59,7 @@ class Sweeper:
             self.evict_revoked,
             self.refresh_queue_depth,
             self.expire_old_messages,
+            self.expire_files,
         ]
 
     @staticmethod
@@ -160,3 +164,9 @@ class Sweeper:
         if now - self._last_retention > RETENTION_EVERY_SECONDS:
             self._last_retention = now
             await db(deliveries.messages_expire)()
+
+    async def expire_files(self) -> None:
+        now = time.monotonic()
+        if now - self._last_files > FILES_EVERY_SECONDS:
+            self._last_files = now
+            await db(files_expire)()

@@ -174,8 +174,8 @@ def cancel_scheduled_ack(scheduled_id: Any, ok: bool) -> dict[str, Any]:
 # --- overview -----------------------------------------------------------------------------------------------
 
 
-def mesh_info_result(*, mesh_id: str, peers: list[Any], counts: Any, you: Any | None) -> dict[str, Any]:
-    """§5.6, field by field; files, streams, tables and collections do not exist on this broker yet."""
+def mesh_info_result(*, mesh_id: str, peers: list[Any], counts: Any, you: Any | None, file_count: int) -> dict[str, Any]:
+    """§5.6, field by field; streams, tables and collections do not exist on this broker."""
     groups = sorted({f"@{g['name']}" for p in peers for g in (p.groups or []) if isinstance(g, dict) and g.get("name")})
     your_groups = [
         {k: g[k] for k in ("name", "role") if g.get(k)} for g in ((you.groups or []) if you is not None else [])
@@ -188,7 +188,7 @@ def mesh_info_result(*, mesh_id: str, peers: list[Any], counts: Any, you: Any | 
         "groups": groups,
         "stateKeys": counts.state_keys,
         "memoryCount": counts.memory_count,
-        "fileCount": 0,
+        "fileCount": file_count,
         "tasks": counts.tasks,
         "streams": [],
         "tables": [],

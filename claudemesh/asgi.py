@@ -1,4 +1,5 @@
-"""One ASGI application: Django for HTTP, the broker consumer for `/ws`."""
+"""One ASGI application: Django for HTTP (except `POST /upload`, streamed by its own ASGI app), the broker
+consumer for `/ws`."""
 
 import os
 
@@ -10,10 +11,18 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from broker.routing import websocket_urlpatterns  # noqa: E402
+from meshes.api.files import upload_app  # noqa: E402
+
+
+async def http_application(scope, receive, send):
+    if scope["path"] == "/upload":
+        return await upload_app(scope, receive, send)
+    return await django_asgi_app(scope, receive, send)
+
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": http_application,
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

@@ -231,10 +231,36 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Shared files (docs/encryption.md "Files"): ciphertext only. Under var/ by default; an S3-compatible bucket when
+# FILES_S3_BUCKET is set (AWS, MinIO, R2, …: FILES_S3_ENDPOINT_URL, the usual AWS_* credentials or FILES_S3_*).
+FILES_S3_BUCKET = os.environ.get("FILES_S3_BUCKET", "")
+if FILES_S3_BUCKET:
+    FILES_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": FILES_S3_BUCKET,
+            "endpoint_url": os.environ.get("FILES_S3_ENDPOINT_URL") or None,
+            "region_name": os.environ.get("FILES_S3_REGION") or None,
+            "access_key": os.environ.get("FILES_S3_ACCESS_KEY_ID") or os.environ.get("AWS_ACCESS_KEY_ID"),
+            "secret_key": os.environ.get("FILES_S3_SECRET_ACCESS_KEY") or os.environ.get("AWS_SECRET_ACCESS_KEY"),
+            "location": os.environ.get("FILES_S3_PREFIX", "claudemesh-files"),
+            "file_overwrite": False,
+            "default_acl": None,  # private objects: bytes leave only through our signed download route
+        },
+    }
+else:
+    FILES_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                     "OPTIONS": {"location": str(VAR_DIR / "files")}}
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "files": FILES_STORAGE,
 }
+FILES_MAX_BYTES = env_int("FILES_MAX_BYTES", 50 * 1024 * 1024)  # per file, before encryption
+FILES_MESH_QUOTA_BYTES = env_int("FILES_MESH_QUOTA_BYTES", 1024 * 1024 * 1024)
+FILES_URL_SECONDS = env_int("FILES_URL_SECONDS", 60)  # a download URL's lifetime (§5.17)
+FILES_UPLOAD_SECONDS = env_int("FILES_UPLOAD_SECONDS", 300)  # to start an upload once it is registered
+FILES_EPHEMERAL_HOURS = env_int("FILES_EPHEMERAL_HOURS", 24)  # `persistent: false` files go after this
 WHITENOISE_USE_FINDERS = True
 
 # --- claudemesh limits ----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from peer.claude_setup import ClaudePaths, SetupError, install, uninstall
 from peer.cli_admin import cmd_apikey_create, cmd_apikey_list, cmd_apikey_revoke, cmd_invite, cmd_webhook
 from peer.cli_context import Context, Parser, config_groups, run_async, with_client
 from peer.cli_coordination import add_coordination_commands
+from peer.cli_files import add_file_commands
 from peer.cli_identity import cmd_join, cmd_leave, cmd_list, cmd_rename, cmd_whoami
 from peer.cli_inbox import cmd_inbox, cmd_watch
 from peer.cli_moderation import add_moderation_commands
@@ -323,6 +324,7 @@ def build_parser() -> Parser:
         parser_of_verb.set_defaults(handler=cmd_topic)
     add_coordination_commands(add, common)
     add_moderation_commands(add, common)
+    add_file_commands(add, common)
     p = add("message-status", cmd_message_status, "delivery status of a sent message", aliases=("msg-status",))
     p.add_argument("id", help="the message id or a unique prefix of it (at least 6 characters, as `send` prints)")
     p = add("group", cmd_group, "join or leave a group (kept in the config)")

@@ -33,7 +33,8 @@ CONNECT_TIMEOUT = 10.0
 REFUSAL_EXIT_CODES = {
     "forbidden": PERMISSION_DENIED, "unauthorized": PERMISSION_DENIED, "topic_not_found": NOT_FOUND,
     "task_not_found": NOT_FOUND, "invalid_args": INVALID_ARGS, "invalid_cron": INVALID_ARGS,
-    "version_conflict": ALREADY_EXISTS,
+    "version_conflict": ALREADY_EXISTS, "not_found": NOT_FOUND, "invalid": INVALID_ARGS, "ambiguous": INVALID_ARGS,
+    "webhook_exists": ALREADY_EXISTS, "invalid_webhook": INVALID_ARGS, "conflict": ALREADY_EXISTS,
 }  # fmt: skip
 
 

@@ -3,6 +3,7 @@ with `broker.handlers.registry`."""
 
 from broker.handlers import (  # noqa: F401  (registration)
     apikeys,
+    files,
     hello,
     keyring,
     members,

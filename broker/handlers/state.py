@@ -10,7 +10,7 @@ from broker import selectors, wire, wire_coordination
 from broker.handlers.registry import call_for_member, handler, run_for_member
 from broker.worker import get_worker
 from meshes import selectors as mesh_selectors
-from meshes import selectors_coordination
+from meshes import selectors_coordination, selectors_files
 from meshes.services.state import NO_VALUE, state_clean_key, state_set
 from protocol.vocabulary import Grant
 
@@ -64,6 +64,7 @@ def _mesh_info(conn, actor) -> dict[str, Any]:
     return wire_coordination.mesh_info_result(
         mesh_id=actor.mesh.id, peers=peers, you=you,
         counts=selectors_coordination.coordination_counts(mesh_id=actor.mesh.id),
+        file_count=selectors_files.files_count(mesh_id=actor.mesh.id),
     )
 
 

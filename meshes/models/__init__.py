@@ -1,5 +1,5 @@
 """The meshes app's tables: meshes, members, invites, API keys and the audit log (`core`), topics (`topics`), and
-shared state, memories, tasks and scheduled messages (`coordination`), inbound webhooks (`webhooks`)."""
+shared state, memories, tasks and scheduled messages (`coordination`), inbound webhooks (`webhooks`) and shared files (`files`)."""
 
 from meshes.models.coordination import Memory, MemoryToken, ScheduledMessage, StateEntry, Task, TaskStatus
 from meshes.models.core import (
@@ -13,6 +13,7 @@ from meshes.models.core import (
     Role,
     token_digest,
 )
+from meshes.models.files import FileAccess, FileKey, FileStatus, SharedFile
 from meshes.models.topics import Topic, TopicMember, TopicMessage, TopicRole, TopicVisibility
 from meshes.models.webhooks import Webhook
 
@@ -21,6 +22,9 @@ __all__ = [
     "ApiKey",
     "ApiKeyCapability",
     "AuditEvent",
+    "FileAccess",
+    "FileKey",
+    "FileStatus",
     "Invite",
     "Member",
     "Memory",
@@ -28,6 +32,7 @@ __all__ = [
     "Mesh",
     "Role",
     "ScheduledMessage",
+    "SharedFile",
     "StateEntry",
     "Task",
     "TaskStatus",
