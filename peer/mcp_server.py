@@ -34,6 +34,7 @@ from peer.describe import (
 )
 from peer.inbox import Inbox, InboxMessage, now_iso
 from peer.mcp_coordination import HANDLERS as COORDINATION_HANDLERS
+from peer.mcp_files import HANDLERS as FILE_HANDLERS
 from peer.mcp_tools import TOOLS, instructions
 from peer.session_slots import SessionSlot, claim_slot, slot_keypairs
 from peer.targets import TargetError
@@ -129,8 +130,9 @@ class MeshMcp:
             "topics": self.tool_topics,
             "whoami": self.tool_whoami,
         }
-        if params.name in COORDINATION_HANDLERS:
-            handlers[params.name] = partial(self.tool_coordination, COORDINATION_HANDLERS[params.name])
+        for_one_mesh = {**COORDINATION_HANDLERS, **FILE_HANDLERS}
+        if params.name in for_one_mesh:
+            handlers[params.name] = partial(self.tool_coordination, for_one_mesh[params.name])
         handler = handlers.get(params.name)
         if handler is None:
             return _result(f"unknown tool {params.name!r}", error=True)
@@ -271,7 +273,7 @@ class MeshMcp:
         return history_text(page, limit), False
 
     async def tool_coordination(self, handler, args: dict[str, Any]) -> tuple[str, bool]:
-        """State, memory, tasks, reminders: one mesh at a time."""
+        """State, memory, tasks, reminders, files: one mesh at a time."""
         clients = self._clients_for(args.get("mesh_slug"))
         if len(clients) > 1:
             return f"several meshes joined: give mesh_slug (one of {', '.join(self.clients)})", True

@@ -9,6 +9,7 @@ import mcp_types as types
 
 from peer.config import Config, MeshEntry, session_name
 from peer.mcp_coordination import TOOLS as COORDINATION_TOOLS
+from peer.mcp_files import TOOLS as FILE_TOOLS
 from protocol.vocabulary import PRIORITIES, STATUSES
 
 TOOLS = [
@@ -80,6 +81,7 @@ TOOLS = [
         input_schema={"type": "object", "properties": {}},
     ),
     *COORDINATION_TOOLS,
+    *FILE_TOOLS,
 ]
 
 
@@ -110,3 +112,5 @@ arrives even after this session ends), `mesh_info`. All of it is end-to-end encr
 Message mode: {mode} ({'notifications are pushed' if mode == 'push' else 'use check_messages to read' if mode == 'inbox' else 'notifications are off; use check_messages'})."""
 
 TOOL_NAMES = tuple(tool.name for tool in TOOLS)
+# Pre-approved in Claude Code by `claudemesh install`; sending a file out of the project asks the user every time.
+PREAPPROVED_TOOL_NAMES = tuple(name for name in TOOL_NAMES if name != "share_file")

@@ -164,7 +164,7 @@ def test_mcp_session_lists_calls_and_receives_channel_notifications(e2e_server, 
             tools = {tool.name for tool in (await session.list_tools()).tools}
             assert tools == {"list_peers", "list_members", "send_message", "check_messages", "set_summary",
                              "set_status", "message_status", "topics", "whoami", "state", "remember", "recall",
-                             "tasks", "remind", "mesh_info"}
+                             "tasks", "remind", "mesh_info", "share_file", "fetch_file"}
             text, error = await mcp.wait_open()  # the broker connection comes up in the background
             assert "open" in text and not error
             text, error = await call("list_peers")

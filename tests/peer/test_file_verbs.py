@@ -121,3 +121,35 @@ def test_a_non_recipient_gets_neither_key_nor_bytes_and_the_owner_can_grant_and_
     everyone = alice.json("file", "share", str(note), "--to", "*")  # through the keyring
     carol.json("file", "get", everyone["fileId"], "-o", str(tmp_path / "all.txt"))
     assert (tmp_path / "all.txt").read_text() == note.read_text()
+
+
+def test_claude_shares_from_and_fetches_into_its_working_directory_only(e2e_server, make_peer, tmp_path):
+    import asyncio
+
+    from tests.support.mcp_client import mcp_session
+
+    alice, bob = join(e2e_server, make_peer, "alice"), join(e2e_server, make_peer, "bob")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "patch.diff").write_text("--- a\n+++ b\n@@ fix @@\n")
+    (tmp_path / "secret.txt").write_text("not yours")
+    from_alice = alice.json("file", "share", str(project / "patch.diff"), "--to", "bob")
+
+    async def scenario():
+        async with mcp_session(bob.env, cwd=str(project)) as mcp:
+            await mcp.wait_open()
+            text, error = await mcp.call("share_file", {"path": "../secret.txt", "to": "alice"})
+            assert error and "outside the working directory" in text
+            text, error = await mcp.call("fetch_file", {"action": "list"})
+            assert from_alice["fileId"] in text and "patch.diff" in text and not error
+            text, error = await mcp.call("fetch_file", {"id": from_alice["fileId"]})
+            assert not error and "patch (1).diff" in text  # patch.diff exists here: never overwritten
+            text, error = await mcp.call("fetch_file", {"id": from_alice["fileId"], "path": "/etc"})
+            assert error and "outside the working directory" in text
+            text, error = await mcp.call("share_file", {"path": "patch.diff", "to": "alice"})
+            assert not error and "Shared patch.diff" in text
+
+    asyncio.run(scenario())
+    assert (project / "patch (1).diff").read_text() == "--- a\n+++ b\n@@ fix @@\n"
+    assert not list(project.glob(".claudemesh-*"))
+    assert [f["name"] for f in alice.json("file", "list", "--from", "bob")["files"]] == ["patch.diff"]

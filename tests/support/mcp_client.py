@@ -53,15 +53,17 @@ class McpSession:
 
 
 @asynccontextmanager
-async def mcp_session(env: dict[str, str], received: asyncio.Queue | None = None) -> AsyncIterator[McpSession]:
-    """A `claudemesh mcp` process with `env`, initialised; its channel notifications go to `received`."""
+async def mcp_session(env: dict[str, str], received: asyncio.Queue | None = None,
+                      cwd: str | None = None) -> AsyncIterator[McpSession]:
+    """A `claudemesh mcp` process with `env` (in `cwd`, default the repository), initialised; its channel
+    notifications go to `received`."""
     queue: asyncio.Queue[ChannelParams] = received if received is not None else asyncio.Queue()
 
     async def on_channel(params: ChannelParams) -> None:
         await queue.put(params)
 
     binding = NotificationBinding(method="notifications/claude/channel", params_type=ChannelParams, handler=on_channel)
-    server = StdioServerParameters(command=sys.executable, args=["-m", "peer.cli", "mcp"], env=env, cwd=str(ROOT))
+    server = StdioServerParameters(command=sys.executable, args=["-m", "peer.cli", "mcp"], env=env, cwd=cwd or str(ROOT))
     async with stdio_client(server) as (read, write), ClientSession(read, write,
                                                                      notification_bindings=[binding]) as session:
         init = await session.initialize()
