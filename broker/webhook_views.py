@@ -34,9 +34,9 @@ async def inbound_webhook(request: HttpRequest, mesh_id: str, secret: str) -> Ht
         return _answer(405, "method not allowed")
     webhook = await sync_to_async(webhook_authenticate)(mesh_id=mesh_id, secret=secret)
     if webhook is None:
-        return _answer(401, "unauthorized")
+        return _answer(401, "unauthorized", code="unauthorized")
     if declared_length(request) > webhook.max_body_bytes:
-        return _answer(413, f"payload too large (max {webhook.max_body_bytes} bytes)")
+        return _answer(413, f"payload too large (max {webhook.max_body_bytes} bytes)", code="payload_too_large")
     retry_after = await sync_to_async(over_limit)(scope="webhook", ip=webhook.id, per_minute=webhook.rate_per_minute)
     if retry_after is not None:
         metrics.webhook_requests.labels("rate_limited").inc()
@@ -49,10 +49,10 @@ async def inbound_webhook(request: HttpRequest, mesh_id: str, secret: str) -> Ht
         data = json_value(request, max_bytes=webhook.max_body_bytes)
     except BadBody as exc:
         if exc.too_large:
-            return _answer(413, f"payload too large (max {webhook.max_body_bytes} bytes)")
+            return _answer(413, f"payload too large (max {webhook.max_body_bytes} bytes)", code="payload_too_large")
         return _answer(400, "invalid JSON", code=exc.code)
     if not isinstance(data, (dict, list)):
-        return _answer(400, "invalid JSON body")
+        return _answer(400, "invalid JSON body", code="not_a_json_object_or_array")
     worker = get_worker()
     await worker.ensure_started()
     started = time.monotonic()

@@ -85,7 +85,8 @@ async def test_wrong_secrets_and_signatures_are_401_and_bad_bodies_400_or_413(ma
     path, key = path_of(signed["url"]), signed["signingSecret"]
     body = b'{"action": "opened"}'
     wrong_secret = path.rsplit("/", 1)[0] + "/" + "0" * 64
-    assert (await post(wrong_secret, body)).json() == {"ok": False, "error": "unauthorized"}
+    assert {k: v for k, v in (await post(wrong_secret, body)).json().items() if k != "code"} == {
+        "ok": False, "error": "unauthorized"}
     assert (await post(wrong_secret, body)).status_code == 401
     assert (await post(path, body)).status_code == 401  # no signature
     forged = "sha256=" + hmac.new(b"not the key", body, hashlib.sha256).hexdigest()
@@ -96,7 +97,8 @@ async def test_wrong_secrets_and_signatures_are_401_and_bad_bodies_400_or_413(ma
     plain = await request(a, {"type": "create_webhook", "name": "plain", "maxBodyBytes": 2048}, "webhook_ack")
     plain_path = path_of(plain["url"])
     assert (await post(plain_path, b"{not json")).json()["error"] == "invalid JSON"
-    assert (await post(plain_path, b"42")).json() == {"ok": False, "error": "invalid JSON body"}
+    scalar = (await post(plain_path, b"42")).json()
+    assert (scalar["ok"], scalar["error"]) == (False, "invalid JSON body")
     assert (await post(plain_path, b"null")).status_code == 400
     assert (await post(plain_path, json.dumps({"x": "y" * 4096}).encode())).status_code == 413
 
