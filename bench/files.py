@@ -22,7 +22,15 @@ from bench.topics import open_peer
 from peer.files import http_base
 from protocol.crypto import box_decrypt, box_encrypt
 from protocol.encoding import b64_decode, b64_encode
-from protocol.files import FileMeta, StreamOpener, new_file_key, parse_sealed_key, seal_stream, sealed_key_text, sealed_size
+from protocol.files import (
+    FileMeta,
+    StreamOpener,
+    new_file_key,
+    parse_sealed_key,
+    seal_stream,
+    sealed_key_text,
+    sealed_size,
+)
 
 MIB = 1024 * 1024
 

@@ -121,6 +121,12 @@ async def with_client(ctx: Context, mesh: MeshEntry, config: Config, action: Cal
         await client.close()
 
 
+def run_on_mesh(ctx: Context, action: Callable[[MeshClient], Awaitable[Any]]) -> Any:
+    """One-shot: connect to the mesh `--mesh` names (or the only one), run `action(client)`, disconnect."""
+    config = ctx.config()
+    return run_async(with_client(ctx, ctx.mesh(config), config, action))
+
+
 DEFAULT_DEADLINE_SECONDS = 30.0
 
 

@@ -8,18 +8,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from peer.cli_context import Context, Parser, run_async, split_list, with_client
+from peer.cli_context import Context, Parser, run_on_mesh, split_list
 from peer.describe import local_time
 from peer.inbox import WAITING
 from peer.output import INVALID_ARGS, NOT_FOUND, CliError
 from peer.reminders import WhenError, looks_like_when, parse_when
 from protocol.encoding import from_epoch_ms
-
-
-def _run(ctx: Context, act) -> Any:
-    config = ctx.config()
-    mesh = ctx.mesh(config)
-    return run_async(with_client(ctx, mesh, config, act))
 
 
 def _unreadable(failure: str | None) -> str:
@@ -48,7 +42,7 @@ def cmd_state(ctx: Context) -> int:
     if args.action == "set":
         if args.value is None:
             raise CliError("state set needs a key and a value", INVALID_ARGS)
-        stored = _run(ctx, lambda c: c.coordination.state_set(args.key, _parse_value(args.value),
+        stored = run_on_mesh(ctx, lambda c: c.coordination.state_set(args.key, _parse_value(args.value),
                                                                expected_version=args.expect_version))
         ctx.out.result(stored, f"{args.key} set (version {stored['version']}, encrypted)" if stored["encrypted"]
                        else f"{args.key} sent (not encrypted: this broker cannot seal values)")
@@ -56,13 +50,13 @@ def cmd_state(ctx: Context) -> int:
     if args.action == "get":
         if not args.key:
             raise CliError("state get needs a key", INVALID_ARGS)
-        entry = _run(ctx, lambda c: c.coordination.state_get(args.key))
+        entry = run_on_mesh(ctx, lambda c: c.coordination.state_get(args.key))
         if ctx.out.as_json:
             ctx.out.json(entry)
         else:
             ctx.out.line(_state_line(entry) if entry["set"] else f"{args.key}: (not set)")
         return 0
-    entries = _run(ctx, lambda c: c.coordination.state_list())
+    entries = run_on_mesh(ctx, lambda c: c.coordination.state_list())
     if ctx.out.as_json:
         ctx.out.json({"entries": entries})
         return 0
@@ -78,14 +72,14 @@ def cmd_state(ctx: Context) -> int:
 
 def cmd_remember(ctx: Context) -> int:
     text = " ".join(ctx.args.text)
-    stored = _run(ctx, lambda c: c.coordination.remember(text, tags=split_list(ctx.args.tags)))
+    stored = run_on_mesh(ctx, lambda c: c.coordination.remember(text, tags=split_list(ctx.args.tags)))
     ctx.out.result(stored, f"remembered ({stored['id']})")
     return 0
 
 
 def cmd_recall(ctx: Context) -> int:
     query = " ".join(ctx.args.query)
-    found = _run(ctx, lambda c: c.coordination.recall(query, include_plaintext=ctx.args.plaintext))
+    found = run_on_mesh(ctx, lambda c: c.coordination.recall(query, include_plaintext=ctx.args.plaintext))
     if ctx.out.as_json:
         ctx.out.json({"query": query, "memories": found})
         return 0
@@ -101,7 +95,7 @@ def cmd_recall(ctx: Context) -> int:
 
 
 def cmd_forget(ctx: Context) -> int:
-    outcome = _run(ctx, lambda c: c.coordination.forget(ctx.args.id))
+    outcome = run_on_mesh(ctx, lambda c: c.coordination.forget(ctx.args.id))
     if outcome["forgotten"] is False:
         raise CliError(f"no memory {ctx.args.id} in this mesh (or it was already forgotten)", NOT_FOUND, code="not_found")
     ctx.out.result(outcome, f"forgot {ctx.args.id}")
@@ -121,18 +115,18 @@ def _task_line(task: dict[str, Any]) -> str:
 def cmd_task(ctx: Context) -> int:
     args = ctx.args
     if args.action == "create":
-        task = _run(ctx, lambda c: c.coordination.task_create(" ".join(args.title), assignee=args.assignee,
+        task = run_on_mesh(ctx, lambda c: c.coordination.task_create(" ".join(args.title), assignee=args.assignee,
                                                               priority=args.priority, tags=split_list(args.tags)))
         ctx.out.result(task, f"task created ({task.get('id')})")
     elif args.action == "claim":
-        task = _run(ctx, lambda c: c.coordination.task_claim(args.id))
+        task = run_on_mesh(ctx, lambda c: c.coordination.task_claim(args.id))
         ctx.out.result(task, f"claimed {args.id}")
     elif args.action == "complete":
         result = " ".join(args.result) or None
-        task = _run(ctx, lambda c: c.coordination.task_complete(args.id, result))
+        task = run_on_mesh(ctx, lambda c: c.coordination.task_complete(args.id, result))
         ctx.out.result(task, f"completed {args.id}")
     else:
-        tasks = _run(ctx, lambda c: c.coordination.task_list(status=args.status, assignee=args.assignee))
+        tasks = run_on_mesh(ctx, lambda c: c.coordination.task_list(status=args.status, assignee=args.assignee))
         if ctx.out.as_json:
             ctx.out.json({"tasks": tasks})
         elif not tasks:
@@ -161,7 +155,7 @@ def cmd_remind(ctx: Context) -> int:
     except WhenError as exc:
         raise CliError(str(exc), INVALID_ARGS) from None
     text = " ".join(words)
-    ack = _run(ctx, lambda c: c.reminders.schedule(text, at=at, cron=args.cron, to=args.to, zone=args.tz))
+    ack = run_on_mesh(ctx, lambda c: c.reminders.schedule(text, at=at, cron=args.cron, to=args.to, zone=args.tz))
     first = from_epoch_ms(int(ack.get("deliverAt") or 0)).astimezone()
     repeat = f" (then {ack['cron']}, {ack.get('timeZone')})" if ack.get("cron") else ""
     ctx.out.result(ack, f"reminder {ack.get('scheduledId')} at {first:%Y-%m-%d %H:%M}{repeat}")
@@ -169,7 +163,7 @@ def cmd_remind(ctx: Context) -> int:
 
 
 def _remind_list(ctx: Context) -> int:
-    entries = _run(ctx, lambda c: c.reminders.list())
+    entries = run_on_mesh(ctx, lambda c: c.reminders.list())
     if ctx.out.as_json:
         ctx.out.json({"scheduled": entries})
         return 0
@@ -188,7 +182,7 @@ def _remind_list(ctx: Context) -> int:
 def _remind_cancel(ctx: Context, ids: list[str]) -> int:
     if len(ids) != 1:
         raise CliError("remind cancel needs one scheduled id (see `claudemesh remind list`)", INVALID_ARGS)
-    outcome = _run(ctx, lambda c: c.reminders.cancel(ids[0]))
+    outcome = run_on_mesh(ctx, lambda c: c.reminders.cancel(ids[0]))
     if not outcome["ok"]:
         raise CliError(f"nothing of yours scheduled as {ids[0]}", NOT_FOUND, code="not_found")
     ctx.out.result(outcome, f"cancelled {ids[0]}")
@@ -205,7 +199,7 @@ def cmd_schedule(ctx: Context) -> int:
 
 
 def cmd_info(ctx: Context) -> int:
-    info = _run(ctx, lambda c: c.coordination.info())
+    info = run_on_mesh(ctx, lambda c: c.coordination.info())
     info = {k: v for k, v in info.items() if k not in ("type", "_reqId")}
     if ctx.out.as_json:
         ctx.out.json(info)

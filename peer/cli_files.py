@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from peer.cli_context import Context, Parser, run_async, split_list, with_client
+from peer.cli_context import Context, Parser, run_on_mesh, split_list
 from peer.describe import local_time
 from peer.files import FileError, Files, human_size
 from peer.output import INVALID_ARGS, NETWORK_ERROR, NOT_FOUND, PERMISSION_DENIED, CliError
@@ -36,16 +36,13 @@ class ProgressBar:
 
 
 def _run(ctx: Context, act) -> Any:
-    config = ctx.config()
-    mesh = ctx.mesh(config)
-
     async def with_files(client):
         try:
             return await act(Files(client))
         except FileError as exc:
             raise CliError(f"{exc.code}: {exc}", EXIT_FOR.get(exc.code, 1), code=exc.code) from None
 
-    return run_async(with_client(ctx, mesh, config, with_files))
+    return run_on_mesh(ctx, with_files)
 
 
 def cmd_file(ctx: Context) -> int:

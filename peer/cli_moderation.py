@@ -4,21 +4,13 @@ broker on every delivery path)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from peer.cli_context import Context, Parser, run_async, with_client
+from peer.cli_context import Context, Parser, run_on_mesh
 from peer.describe import local_time
 from peer.moderation import capabilities, granted
 from peer.output import INVALID_ARGS, CliError
 from peer.reminders import parse_duration
 from peer.targets import TargetError
 from protocol.vocabulary import GRANTS
-
-
-def _run(ctx: Context, act) -> Any:
-    config = ctx.config()
-    mesh = ctx.mesh(config)
-    return run_async(with_client(ctx, mesh, config, act))
 
 
 async def _key_of(client, who: str) -> str:
@@ -55,7 +47,7 @@ def cmd_kick(ctx: Context) -> int:
         target = await _key_of(client, args.peer) if args.peer else None
         return await client.moderation.kick(target=target, stale_ms=stale, everyone=args.all, disconnect=disconnect)
 
-    names = _run(ctx, act)
+    names = run_on_mesh(ctx, act)
     verb = "disconnected" if disconnect else "kicked"
     ctx.out.result({verb: names}, f"{verb} {len(names)}: {', '.join(names)}" if names else f"nobody {verb}")
     return 0
@@ -65,19 +57,19 @@ def cmd_ban(ctx: Context) -> int:
     async def act(client):
         return await client.moderation.ban(await _key_of(client, ctx.args.peer))
 
-    name = _run(ctx, act)
+    name = run_on_mesh(ctx, act)
     ctx.out.result({"banned": name}, f"banned {name}: its sessions are closed and it cannot reconnect")
     return 0
 
 
 def cmd_unban(ctx: Context) -> int:
-    name = _run(ctx, lambda c: c.moderation.unban(ctx.args.peer))  # banned members are not on the roster
+    name = run_on_mesh(ctx, lambda c: c.moderation.unban(ctx.args.peer))  # banned members are not on the roster
     ctx.out.result({"unbanned": name}, f"unbanned {name}")
     return 0
 
 
 def cmd_bans(ctx: Context) -> int:
-    bans = _run(ctx, lambda c: c.moderation.bans())
+    bans = run_on_mesh(ctx, lambda c: c.moderation.bans())
     if ctx.out.as_json:
         ctx.out.json({"bans": bans})
         return 0
@@ -118,7 +110,7 @@ def cmd_grant(ctx: Context) -> int:
         grants = await client.moderation.set_grants({key: entry})
         return key, grants.get(key, [])
 
-    key, entry = _run(ctx, act)
+    key, entry = run_on_mesh(ctx, act)
     ctx.out.result({"peer": args.peer, "pubkey": key, "grants": entry},
                    f"{args.peer} may now: {', '.join(entry)}" if entry else f"{args.peer} is blocked")
     return 0
@@ -126,7 +118,7 @@ def cmd_grant(ctx: Context) -> int:
 
 def cmd_grants(ctx: Context) -> int:
     mesh = ctx.mesh(ctx.config())
-    grants = _run(ctx, lambda c: c.moderation.grants())
+    grants = run_on_mesh(ctx, lambda c: c.moderation.grants())
     if ctx.out.as_json:
         ctx.out.json({"schema_version": "1.0", "mesh": mesh.slug, "grants": grants})
         return 0

@@ -12,11 +12,10 @@ import mcp_types as types
 
 from peer.connection_terms import RequestFailed
 from peer.files import FileError, Files, human_size
+from peer.mcp_coordination import MESH
 
 if TYPE_CHECKING:
     from peer.client import MeshClient
-
-MESH = {"mesh_slug": {"type": "string", "description": "which mesh (needed when you are in several)"}}
 
 TOOLS = [
     types.Tool(

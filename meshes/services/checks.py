@@ -7,9 +7,10 @@ from typing import Any
 
 from meshes.actors import Actor
 from meshes.audit import audit_append
-from meshes.errors import Forbidden, ServiceError
-from meshes.models import Mesh
+from meshes.errors import Forbidden, NotFound, ServiceError
+from meshes.models import Member, Mesh
 from meshes.text import storable
+from protocol.ids import is_id_fragment
 from protocol.keyring import scope_signature_ok
 from protocol.records import RecordError, parse_sealed
 
@@ -118,3 +119,13 @@ def require_member(actor: Actor):
     if actor.member is None or not actor.member.is_active:
         raise Forbidden("forbidden", "only a member of this mesh can do that")
     return actor.member
+
+
+def live_member_in_mesh(actor: Actor, member_id: Any) -> Member:
+    """The mesh's live member `member_id`, locked for the write that follows; `member_not_found` otherwise."""
+    if not is_id_fragment(member_id):
+        raise NotFound("member_not_found", "no such member in this mesh")
+    member = Member.objects.select_for_update().filter(mesh=actor.mesh, pk=member_id, revoked_at=None).first()
+    if member is None:
+        raise NotFound("member_not_found", "no such member in this mesh")
+    return member

@@ -162,9 +162,10 @@ def file_bytes_remove(file: SharedFile) -> None:
 # --- access ---------------------------------------------------------------------------------------------
 
 
-def _file_of_mesh(actor: Actor, file_id: Any) -> SharedFile:
-    file = SharedFile.objects.filter(mesh=actor.mesh, pk=file_id, deleted_at=None).first() if is_id_fragment(file_id) else None
-    if file is None or file.status != FileStatus.READY or (file.expires_at and file.expires_at <= timezone.now()):
+def _file_of_mesh(actor: Actor, file_id: Any, *, lock: bool = False, ready: bool = True) -> SharedFile:
+    rows = SharedFile.objects.select_for_update() if lock else SharedFile.objects
+    file = rows.filter(mesh=actor.mesh, pk=file_id, deleted_at=None).first() if is_id_fragment(file_id) else None
+    if file is None or (ready and (file.status != FileStatus.READY or (file.expires_at and file.expires_at <= timezone.now()))):
         raise NotFound("not_found", "file not found")
     return file
 
@@ -246,10 +247,7 @@ def file_grant_access(*, actor: Actor, file_id: Any, peer_pubkey: Any, sealed_ke
 def file_delete(*, actor: Actor, file_id: Any) -> SharedFile:
     """[PY] §10 item 10: the owner, or an owner/admin of the mesh. The bytes go at once; the row stays (deleted)."""
     member = require_member(actor)
-    file = SharedFile.objects.select_for_update().filter(mesh=actor.mesh, pk=file_id, deleted_at=None).first() if (
-        is_id_fragment(file_id)) else None
-    if file is None:
-        raise NotFound("not_found", "file not found")
+    file = _file_of_mesh(actor, file_id, lock=True, ready=False)
     if file.owner_id != member.id and not actor.is_manager:
         raise Forbidden("forbidden", "only the file's owner or a mesh owner/admin can delete it")
     file.deleted_at = timezone.now()

@@ -9,11 +9,10 @@ from typing import Any
 from django.db import transaction
 
 from meshes.actors import Actor
-from meshes.errors import Forbidden, NotFound, ServiceError
+from meshes.errors import Forbidden, ServiceError
 from meshes.models import Member
-from meshes.services.checks import audit, require_live_mesh
+from meshes.services.checks import audit, live_member_in_mesh, require_live_mesh
 from protocol.encoding import HEX64
-from protocol.ids import is_id_fragment
 from protocol.vocabulary import GRANT_ALIASES, GRANTS
 
 MAX_GRANT_ENTRIES = 1000
@@ -50,13 +49,7 @@ def _recipient(actor: Actor, member_id: Any) -> Member:
     own = member_id is None or member_id == actor.member_id
     if not own and not actor.is_manager:
         raise Forbidden("forbidden", "only the mesh owner or an admin can set another member's grants")
-    target = actor.member_id if own else member_id
-    if not is_id_fragment(target):
-        raise NotFound("member_not_found", "no such member in this mesh")
-    member = Member.objects.select_for_update().filter(mesh=actor.mesh, pk=target, revoked_at=None).first()
-    if member is None:
-        raise NotFound("member_not_found", "no such member in this mesh")
-    return member
+    return live_member_in_mesh(actor, actor.member_id if own else member_id)
 
 
 @transaction.atomic

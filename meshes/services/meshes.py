@@ -4,21 +4,25 @@ out only after commit."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import transaction
 from django.utils import timezone
 
 from meshes.actors import Actor
-from meshes.errors import Forbidden, NotFound, ServiceError
+from meshes.errors import Forbidden, ServiceError
 from meshes.events import MeshEvent, MeshEventKind, publish_after_commit
 from meshes.keyvault import seal_secret
 from meshes.models import Member, Mesh, Role
-from meshes.services.checks import audit, clean_name, require_live_mesh, slugify_mesh_name, user_display_name
+from meshes.services.checks import (
+    audit,
+    clean_name,
+    live_member_in_mesh,
+    require_live_mesh,
+    slugify_mesh_name,
+    user_display_name,
+)
 from meshes.services.topics import topic_subscribe_general
 from protocol.crypto import SigningKeypair, random_key
 from protocol.encoding import b64url_encode
-from protocol.ids import is_id_fragment
 
 
 @transaction.atomic
@@ -71,22 +75,13 @@ def mesh_archive(*, actor: Actor) -> Mesh:
 # --- members -------------------------------------------------------------------------------------------
 
 
-def _member_in_mesh(actor: Actor, member_id: Any) -> Member:
-    if not is_id_fragment(member_id):
-        raise NotFound("member_not_found", "no such member in this mesh")
-    member = Member.objects.select_for_update().filter(mesh=actor.mesh, pk=member_id, revoked_at=None).first()
-    if member is None:
-        raise NotFound("member_not_found", "no such member in this mesh")
-    return member
-
-
 @transaction.atomic
 def member_set_role(*, actor: Actor, member_id: str, role: str) -> Member:
     actor.require_manager()
     require_live_mesh(actor.mesh)
     if role not in (Role.ADMIN, Role.MEMBER):
         raise ServiceError("invalid_args", "role must be admin or member")
-    member = _member_in_mesh(actor, member_id)
+    member = live_member_in_mesh(actor, member_id)
     if member.role == Role.OWNER:
         raise Forbidden("forbidden", "the owner's role cannot be changed")
     if member.role != role:
@@ -101,7 +96,7 @@ def member_set_role(*, actor: Actor, member_id: str, role: str) -> Member:
 @transaction.atomic
 def member_remove(*, actor: Actor, member_id: str) -> Member:
     actor.require_manager()
-    member = _member_in_mesh(actor, member_id)
+    member = live_member_in_mesh(actor, member_id)
     if member.role == Role.OWNER:
         raise Forbidden("forbidden", "the owner cannot be removed; archive the mesh instead")
     member.revoked_at = timezone.now()
@@ -122,7 +117,7 @@ def member_rename(*, actor: Actor, member_id: str, name: str) -> Member:
     cleaned = clean_name(name, field="name", min_length=1, max_length=MEMBER_NAME_MAX)
     if not actor.is_manager and (actor.member_id is None or actor.member_id != member_id):
         raise Forbidden("forbidden", "only the mesh owner, an admin or the member itself can rename a member")
-    member = _member_in_mesh(actor, member_id)
+    member = live_member_in_mesh(actor, member_id)
     if member.display_name != cleaned:
         old_name = member.display_name
         member.display_name = cleaned

@@ -73,36 +73,34 @@ def session_close(request: HttpRequest, actor, presence_id: str) -> HttpResponse
     return _done(request, actor, f"{', '.join(names)} {verb}." if names else "That session had already gone.")
 
 
+def _act(request: HttpRequest, actor, change, done_text, **query) -> HttpResponse:
+    """A manager's change: its refusal (the owner cannot be banned, a bad key) is said on the page, not a 403."""
+    _require_manager(actor)
+    try:
+        member = change()
+    except MeshError as error:
+        return _done(request, actor, None, error, **query)
+    return _done(request, actor, done_text(member), **query)
+
+
 @mesh_view
 @post_only("dashboard:moderation")
 def member_ban_view(request: HttpRequest, actor, member_id: str) -> HttpResponse:
-    _require_manager(actor)
-    try:
-        member = member_ban(actor=actor, member_id=member_id)
-    except MeshError as error:  # the owner cannot be banned: said on the page, not a 403
-        return _done(request, actor, None, error)
-    return _done(request, actor, f"{member.display_name} is banned: its sessions are closed and it cannot reconnect.")
+    return _act(request, actor, lambda: member_ban(actor=actor, member_id=member_id),
+                lambda m: f"{m.display_name} is banned: its sessions are closed and it cannot reconnect.")
 
 
 @mesh_view
 @post_only("dashboard:moderation")
 def member_unban_view(request: HttpRequest, actor, member_id: str) -> HttpResponse:
-    _require_manager(actor)
-    try:
-        member = member_unban(actor=actor, member_id=member_id)
-    except MeshError as error:  # the owner cannot be banned: said on the page, not a 403
-        return _done(request, actor, None, error)
-    return _done(request, actor, f"{member.display_name} may connect again.")
+    return _act(request, actor, lambda: member_unban(actor=actor, member_id=member_id),
+                lambda m: f"{m.display_name} may connect again.")
 
 
 @mesh_view
 @post_only("dashboard:moderation")
 def member_grants(request: HttpRequest, actor, member_id: str) -> HttpResponse:
-    _require_manager(actor)
-    sender = request.POST.get("sender", "")
     caps = None if request.POST.get("reset") else request.POST.getlist("caps")
-    try:
-        member = member_grants_update(actor=actor, member_id=member_id, grants={sender: caps})
-    except MeshError as error:  # the owner cannot be banned: said on the page, not a 403
-        return _done(request, actor, None, error, member=member_id)
-    return _done(request, actor, f"Grants of {member.display_name} saved.", member=member_id)
+    grants = {request.POST.get("sender", ""): caps}
+    return _act(request, actor, lambda: member_grants_update(actor=actor, member_id=member_id, grants=grants),
+                lambda m: f"Grants of {m.display_name} saved.", member=member_id)

@@ -37,13 +37,17 @@ StateEntry.objects.create(mesh=mesh, key="a/rather/long/state/key/that/names/a/b
                           updated_by_name="someone-with-a-long-name-0@laptop.example")
 ScheduledMessage.objects.create(mesh=mesh, member=member, to="ab" * 32, message="x", cron="*/15 9-17 * * 1-5",
                                 time_zone="America/Argentina/Buenos_Aires", deliver_at=timezone.now() + timedelta(hours=3))
+from meshes.services.moderation import member_ban
+from meshes.services.webhooks import webhook_create
+webhook_create(actor=actor, name="a-webhook-with-a-long-name-for-ci-and-monitoring-01234", signed=True)
+member_ban(actor=actor, member_id=Member.objects.get(mesh=mesh, pubkey="02" * 32).id)
 print(json.dumps({"meshId": mesh.id}))
 """
 
 WIDE = """[...document.querySelectorAll('body *')].filter(n => n.getBoundingClientRect().right > innerWidth + 1)
   .filter(n => !n.closest('.table-scroll, .tabs')).slice(0, 6)
   .map(n => n.tagName + '.' + n.className + ' ' + Math.round(n.getBoundingClientRect().right))"""
-PAGES = ("", "topics/", "coordination/", "invites/", "keys/", "audit/", "traffic/", "settings/")
+PAGES = ("", "topics/", "coordination/", "moderation/", "webhooks/", "invites/", "keys/", "audit/", "traffic/", "settings/")
 
 
 def test_no_page_scrolls_sideways_at_375_px(server, browser):  # noqa: F811
