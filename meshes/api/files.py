@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.core.files import File
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
@@ -98,7 +99,8 @@ async def upload_app(scope, receive, send) -> None:
         await _respond(send, 405, {"ok": False, "error": "method not allowed"})
         return
     try:
-        file = await sync_to_async(file_for_upload)(token=_token(scope))
+        # Outside Django's request cycle: database_sync_to_async closes stale connections as a request would.
+        file = await database_sync_to_async(file_for_upload)(token=_token(scope))
     except MeshError as exc:
         status = 401 if exc.code == "unauthorized" else exc.status
         await _respond(send, status, {"ok": False, "error": exc.message, "code": exc.code})
@@ -146,7 +148,7 @@ async def upload_app(scope, receive, send) -> None:
         return
     file.storage_key = stored_as
     try:
-        await sync_to_async(_finish)(file, received)
+        await database_sync_to_async(_finish)(file, received)
     except MeshError as exc:
         await _respond(send, exc.status, {"ok": False, "error": exc.message, "code": exc.code})
         return
