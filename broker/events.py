@@ -15,7 +15,7 @@ from typing import Any
 
 from broker import wire
 from broker.layer import Evict, Kick, evict_everywhere_sync, send_sync
-from broker.services.moderation import KICK_CLOSE, KickOutcome, KickRequest, sessions_kick
+from broker.services.moderation import KickOutcome, KickRequest, sessions_kick
 from broker.worker import current_worker
 from meshes.events import MeshEvent, MeshEventKind
 
@@ -50,18 +50,18 @@ def session_kick(*, actor, presence_id: str, disconnect: bool = False) -> list[s
     """One connection, from synchronous code (the dashboard): selected and audited, then closed on its worker."""
     verb = "disconnected" if disconnect else "kicked"
     outcome = sessions_kick(actor=actor, request=KickRequest(presence_id=presence_id), verb=verb)
-    kick_sync(outcome, verb=verb)
+    kick_sync(outcome)
     return outcome.names
 
 
-def kick_sync(outcome: KickOutcome, *, verb: str) -> None:
+def kick_sync(outcome: KickOutcome) -> None:
     """Close what a kick selected from synchronous code (the dashboard): on this process's worker, or by asking
     each socket's worker over the layer."""
     def by_layer() -> None:
         for kicked in outcome.kicked:
-            send_sync(kicked.worker_id, Kick(kicked.presence_id, KICK_CLOSE[verb], verb))
+            send_sync(kicked.worker_id, Kick(kicked.presence_id, outcome.close_code, outcome.close_reason))
 
-    on_worker_or_layer(lambda worker: worker.fanout.close_kicked(outcome, verb=verb, stale=False), by_layer)
+    on_worker_or_layer(lambda worker: worker.fanout.close_kicked(outcome), by_layer)
 
 
 def on_worker_or_layer(make_job: Callable[[Any], Awaitable[None]], without_worker: Callable[[], None]) -> None:

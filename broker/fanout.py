@@ -9,7 +9,7 @@ from typing import Any
 from broker import wire
 from broker.layer import Deliver, DeliverItem, Doorbell, Evict, Kick, LayerMessage, MeshBroadcast, WorkerLayer
 from broker.registry import ConnectionRegistry
-from broker.services.moderation import KICK_CLOSE, KickOutcome
+from broker.services.moderation import KickOutcome
 
 DELIVER_CHUNK_BYTES = 256 * 1024
 
@@ -62,11 +62,10 @@ class Fanout:
         else:
             await self.layer.send(worker_id, Kick(presence_id, code, reason))
 
-    async def close_kicked(self, outcome: KickOutcome, *, verb: str, stale: bool) -> None:
+    async def close_kicked(self, outcome: KickOutcome) -> None:
         """Close what a kick selected wherever the sockets are; announce the ghosts the service closed itself."""
-        reason = f"{verb}_stale" if stale else verb
         for kicked in outcome.kicked:
-            await self.kick(kicked.presence_id, kicked.worker_id, KICK_CLOSE[verb], reason)
+            await self.kick(kicked.presence_id, kicked.worker_id, outcome.close_code, outcome.close_reason)
         for ghost in outcome.ghosts:
             await self.broadcast(ghost.mesh_id, ghost.left_event, exclude_member_id=ghost.member_id)
 

@@ -18,18 +18,17 @@ from meshes.services.moderation import member_ban, member_unban
 
 async def _kick(conn, frame: dict[str, Any], verb: str) -> None:
     def run(actor: Actor, frame: dict[str, Any]):
-        request = KickRequest.from_frame(frame)
-        return request, sessions_kick(actor=actor, request=request, verb=verb, caller_presence_id=conn.presence_id)
+        return sessions_kick(actor=actor, request=KickRequest.from_frame(frame), verb=verb,
+                             caller_presence_id=conn.presence_id)
 
-    result = await call_for_member(conn, frame, run)
-    if result is None:
+    outcome = await call_for_member(conn, frame, run)
+    if outcome is None:
         return
-    request, outcome = result
     names = outcome.names
     # Answer before closing: the caller may be among the targets.
     ack = "kick_ack" if verb == "kicked" else "disconnect_ack"
     await conn.send_frame(wire.with_req_id({"type": ack, "kicked": names, "affected": names}, frame))
-    await get_worker().fanout.close_kicked(outcome, verb=verb, stale=request.stale_ms is not None)
+    await get_worker().fanout.close_kicked(outcome)
 
 
 @handler("kick")

@@ -21,7 +21,7 @@ from meshes.services.moderation import require_moderator
 from meshes.text import storable
 
 MAX_STALE_MS = 366 * 24 * 3600 * 1000
-KICK_CLOSE = {"kicked": 4001, "disconnected": 1000}  # §2.10: a kicked client stays out, a disconnected one returns
+KICK_CLOSE = {"kicked": 4001, "disconnected": 1000}
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,8 @@ class Kicked:
 class KickOutcome:
     kicked: list[Kicked]  # close these sockets on their workers
     ghosts: list[ClosedPresence]  # rows of dead workers, closed here: their `peer_left` is the caller's to send
+    close_code: int  # §2.10: 4001 kicked (stays out), 1000 disconnected (comes back)
+    close_reason: str  # `kicked`, `kicked_stale`, `disconnected`, `disconnected_stale`
 
     @property
     def names(self) -> list[str]:
@@ -100,5 +102,6 @@ def sessions_kick(*, actor: Actor, request: KickRequest, verb: str, caller_prese
     if kicked:
         how = "all" if request.everyone else "stale" if request.stale_ms is not None else "target"
         audit(actor, f"sessions_{verb}", {"names": [k.name for k in kicked][:100], "count": len(kicked), "how": how})
-    return KickOutcome(kicked, ghosts)
+    reason = f"{verb}_stale" if request.stale_ms is not None else verb
+    return KickOutcome(kicked, ghosts, KICK_CLOSE[verb], reason)
 

@@ -84,16 +84,20 @@ class Reach:
         self.session_ended = False
 
 
-def grants_allow(grants: Any, *, sender: Sender, capability: str) -> bool:
-    return vocabulary.grants_allow(grants, sender_keys=(sender.member_pubkey, sender.session_pubkey), capability=capability)
-
-
 def message_capability(*, target_spec: str, subtype: str | None) -> str | None:
     """The grant a message needs of its recipient: `dm` for one key, `broadcast` for `*`, groups and topics;
-    none for what the broker itself sends (reminders are one's own, webhooks are the mesh's)."""
-    if subtype in (REMINDER, WEBHOOK, PushSubtype.SYSTEM.value):
+    none for what comes from outside any member's say (webhooks are the mesh's, system events the broker's)."""
+    if subtype in (WEBHOOK, PushSubtype.SYSTEM.value):
         return None
     return vocabulary.Grant.DM.value if is_direct_target(target_spec) else vocabulary.Grant.BROADCAST.value
+
+
+def recipient_allows(member: dict[str, Any], item: SendInput) -> bool:
+    """The recipient's grants let this send reach it (the one rule of every live, queued and drained path)."""
+    capability = message_capability(target_spec=item.target_spec, subtype=item.subtype)
+    return capability is None or vocabulary.grants_allow(
+        member["peer_grants"], sender_keys=(item.sender.member_pubkey, item.sender.session_pubkey), capability=capability
+    )
 
 
 def group_matches(groups: Any, name: str) -> bool:
@@ -275,7 +279,7 @@ def plan_direct(item: SendInput, ctx: RoutingContext, message_id: str, reach: Re
         if candidates:
             candidates = _long_lived_first(candidates, ctx)[:1]
             recipient_session = session_key(candidates[0]["session_pubkey"], candidates[0]["session_id"])
-    if not grants_allow(member["peer_grants"], sender=sender, capability="dm"):
+    if not recipient_allows(member, item):
         raise SendRejected(BLOCKED, "blocked")
     delivery = DeliveryRow(
         message_id=message_id,
@@ -305,9 +309,7 @@ def live_multicast_delivery(
     """One live session's row of a multicast or topic send (ungated), pre-claimed unless its worker is dead; None
     when the recipient's grants deny the sender `broadcast` (a silent drop, §3.5)."""
     member = ctx.members.get(presence["member_id"])
-    if member is None or (item.subtype != WEBHOOK and not grants_allow(
-        member["peer_grants"], sender=item.sender, capability="broadcast"
-    )):
+    if member is None or not recipient_allows(member, item):
         return None
     delivery = DeliveryRow(
         message_id=message_id,
@@ -327,7 +329,7 @@ def live_multicast_delivery(
 def plan_multicast(item: SendInput, ctx: RoutingContext, message_id: str, reach: Reach) -> list[DeliveryRow]:
     sender, target = item.sender, item.target_spec
     group = None if target in ("*", "@all") else target[1:]
-    webhook = item.subtype == WEBHOOK  # §6.9: every member, hidden sessions and the webhook's creator too
+    webhook = item.subtype == WEBHOOK  # §6.9: every member, hidden sessions and the webhook's creator too (no grants)
     deliveries = []
     online_members = set()
     for presence in ctx.live.get(sender.mesh_id, []):
@@ -351,7 +353,7 @@ def plan_multicast(item: SendInput, ctx: RoutingContext, message_id: str, reach:
         groups = saved["groups"] if saved and saved["groups"] else member["default_groups"]
         if group is not None and not group_matches(groups, group):
             continue
-        if not webhook and not grants_allow(member["peer_grants"], sender=sender, capability="broadcast"):
+        if not recipient_allows(member, item):
             continue
         deliveries.append(
             DeliveryRow(message_id=message_id, recipient_member_id=member["id"], gated=False, priority=item.priority)
