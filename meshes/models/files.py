@@ -17,6 +17,16 @@ class FileStatus(models.TextChoices):
     READY = "ready"
 
 
+class SharedFileQuerySet(models.QuerySet):
+    def kept(self) -> SharedFileQuerySet:
+        """Not deleted (pending uploads included)."""
+        return self.filter(deleted_at=None)
+
+    def available(self) -> SharedFileQuerySet:
+        """What can be listed and fetched: uploaded, not deleted, not past its expiry."""
+        return self.kept().filter(status=FileStatus.READY).filter(Q(expires_at=None) | Q(expires_at__gt=timezone.now()))
+
+
 class SharedFile(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
     mesh = models.ForeignKey("meshes.Mesh", on_delete=models.CASCADE, related_name="files")
@@ -37,6 +47,8 @@ class SharedFile(models.Model):
     uploaded_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
 
+    objects = SharedFileQuerySet.as_manager()
+
     class Meta:
         indexes = [
             models.Index(fields=["mesh", "-created_at"], name="file_mesh_created_idx", condition=Q(deleted_at=None)),
@@ -45,10 +57,6 @@ class SharedFile(models.Model):
 
     def __str__(self) -> str:
         return f"file {self.name} ({self.id[:8]})"
-
-    @property
-    def ready(self) -> bool:
-        return self.status == FileStatus.READY and self.deleted_at is None
 
 
 class FileKey(models.Model):

@@ -19,11 +19,11 @@ from django.utils import timezone
 from meshes.actors import Actor
 from meshes.errors import Forbidden, Gone, NotFound, ServiceError
 from meshes.models import FileAccess, FileKey, FileStatus, Member, SharedFile
+from meshes.selectors_files import file_of_mesh, key_candidates
 from meshes.services.checks import clean_tags, printable, require_live_mesh, require_member
 from meshes.text import storable
 from protocol.encoding import HEX64
 from protocol.files import max_sealed_size, parse_sealed_key
-from protocol.ids import is_id_fragment
 from protocol.vocabulary import Grant, grants_allow
 
 UPLOAD_SALT = "claudemesh.files.upload"
@@ -75,7 +75,7 @@ def _clean_name(name: Any) -> str:
 
 
 def _check_quota(actor: Actor, size: int) -> None:
-    used = SharedFile.objects.filter(mesh=actor.mesh, deleted_at=None).aggregate(total=Sum("sealed_size"))["total"] or 0
+    used = SharedFile.objects.kept().filter(mesh=actor.mesh).aggregate(total=Sum("sealed_size"))["total"] or 0
     quota = settings.FILES_MESH_QUOTA_BYTES
     if used + size > quota:
         mib = 1024 * 1024
@@ -132,7 +132,7 @@ def file_for_upload(*, token: str) -> SharedFile:
         raise Gone("upload_expired", "this upload link expired: register the file again") from None
     except signing.BadSignature:
         raise Forbidden("unauthorized", "not an upload token of this server") from None
-    file = SharedFile.objects.filter(pk=data.get("f"), owner_id=data.get("m"), deleted_at=None).first()
+    file = SharedFile.objects.kept().filter(pk=data.get("f"), owner_id=data.get("m")).first()
     if file is None or file.owner is None or file.owner.revoked_at is not None:
         raise NotFound("not_found", "file not found")
     if file.status != FileStatus.PENDING:
@@ -162,24 +162,6 @@ def file_bytes_remove(file: SharedFile) -> None:
 # --- access ---------------------------------------------------------------------------------------------
 
 
-def _file_of_mesh(actor: Actor, file_id: Any, *, lock: bool = False, ready: bool = True) -> SharedFile:
-    rows = SharedFile.objects.select_for_update() if lock else SharedFile.objects
-    file = rows.filter(mesh=actor.mesh, pk=file_id, deleted_at=None).first() if is_id_fragment(file_id) else None
-    if file is None or (ready and (file.status != FileStatus.READY or (file.expires_at and file.expires_at <= timezone.now()))):
-        raise NotFound("not_found", "file not found")
-    return file
-
-
-def key_candidates(*, member_pubkey: str | None, session_pubkey: str | None, groups: list[str]) -> list[str]:
-    """Who a caller is for a file key, best first: its session key, its member key, each group it is in (`@a/b`
-    is also in `@a`: groups are hierarchical), then `*`."""
-    candidates = [k for k in (session_pubkey, member_pubkey) if k]
-    for group in groups:
-        parts = group.split("/")
-        candidates += [f"@{'/'.join(parts[:n])}" for n in range(len(parts), 0, -1)]
-    return [*dict.fromkeys(candidates), "*"]
-
-
 def wrap_for(file: SharedFile, *, actor: Actor, session_pubkey: str | None, groups: list[str]) -> FileKey | None:
     """The caller's wrapped key for this file, or None."""
     candidates = key_candidates(member_pubkey=actor.member.pubkey if actor.member else None,
@@ -194,7 +176,7 @@ def file_fetch(*, actor: Actor, file_id: Any, session_pubkey: str | None = None,
     """(file, the caller's wrapped key or None for the owner without one, a download URL path valid
     FILES_URL_SECONDS). Records the access."""
     member = require_member(actor)
-    file = _file_of_mesh(actor, file_id)
+    file = file_of_mesh(actor=actor, file_id=file_id)
     key = wrap_for(file, actor=actor, session_pubkey=session_pubkey, groups=groups or [])
     is_owner = file.owner_id == member.id
     if key is None and not is_owner:
@@ -222,7 +204,7 @@ def file_for_download(*, file_id: str, mesh_id: Any, token: Any) -> SharedFile:
         raise Forbidden("forbidden", "this link is for another file")
     if not Member.objects.filter(pk=data.get("m"), mesh_id=mesh_id, revoked_at=None).exists():
         raise Forbidden("forbidden", "not a member of this mesh")
-    file = SharedFile.objects.filter(pk=file_id, mesh_id=mesh_id, deleted_at=None, status=FileStatus.READY).first()
+    file = SharedFile.objects.available().filter(pk=file_id, mesh_id=mesh_id).first()
     if file is None:
         raise NotFound("not_found", "file not found")
     return file
@@ -231,7 +213,7 @@ def file_for_download(*, file_id: str, mesh_id: Any, token: Any) -> SharedFile:
 @transaction.atomic
 def file_grant_access(*, actor: Actor, file_id: Any, peer_pubkey: Any, sealed_key: Any) -> FileKey:
     member = require_member(actor)
-    file = _file_of_mesh(actor, file_id)
+    file = file_of_mesh(actor=actor, file_id=file_id)
     if file.owner_pubkey != member.pubkey:
         raise Forbidden("forbidden", "only the file owner can grant access")
     [(peer, sealed)] = _clean_keys([{"peerPubkey": peer_pubkey, "sealedKey": sealed_key}])
@@ -247,7 +229,7 @@ def file_grant_access(*, actor: Actor, file_id: Any, peer_pubkey: Any, sealed_ke
 def file_delete(*, actor: Actor, file_id: Any) -> SharedFile:
     """[PY] §10 item 10: the owner, or an owner/admin of the mesh. The bytes go at once; the row stays (deleted)."""
     member = require_member(actor)
-    file = _file_of_mesh(actor, file_id, lock=True, ready=False)
+    file = file_of_mesh(actor=actor, file_id=file_id, available=False, lock=True)
     if file.owner_id != member.id and not actor.is_manager:
         raise Forbidden("forbidden", "only the file's owner or a mesh owner/admin can delete it")
     file.deleted_at = timezone.now()
@@ -260,8 +242,8 @@ def files_expire(*, now=None) -> int:
     """Ephemeral files past their time and uploads never finished: bytes removed, rows marked deleted."""
     now = now or timezone.now()
     done = 0
-    expired = SharedFile.objects.filter(deleted_at=None, expires_at__lte=now)
-    stale = SharedFile.objects.filter(deleted_at=None, status=FileStatus.PENDING, created_at__lte=now - STALE_PENDING)
+    expired = SharedFile.objects.kept().filter(expires_at__lte=now)
+    stale = SharedFile.objects.kept().filter(status=FileStatus.PENDING, created_at__lte=now - STALE_PENDING)
     for file in list(expired[:200]) + list(stale[:200]):
         file_bytes_remove(file)
         done += SharedFile.objects.filter(pk=file.pk, deleted_at=None).update(deleted_at=now)
