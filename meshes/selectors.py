@@ -13,6 +13,7 @@ from meshes import site
 from meshes.actors import Actor
 from meshes.errors import Forbidden, NotFound, ServiceError
 from meshes.models import ApiKey, AuditEvent, Invite, Member, Mesh, Role, Webhook, token_digest
+from meshes.services.checks import require_moderator
 from protocol.ids import ID_LENGTH, is_id_fragment
 from protocol.vocabulary import grants_allow
 
@@ -115,8 +116,7 @@ def webhooks_for_manager(*, actor: Actor) -> QuerySet[Webhook]:
 
 def bans_for_manager(*, actor: Actor) -> QuerySet[Member]:
     """The mesh's banned members, latest ban first ([PY] §10 item 10: owners and admins only)."""
-    if not actor.is_manager:
-        raise Forbidden("forbidden", "only owner or admin can list bans")
+    require_moderator(actor, "list bans")
     return Member.objects.filter(mesh=actor.mesh, banned_at__isnull=False).exclude(revoked_at=None).order_by("-banned_at")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from peer.cli_context import Context, run_async, split_list, with_client
+from peer.cli_context import Context, run_async, run_on_mesh, split_list, with_client
 from peer.output import INTERNAL_ERROR, INVALID_ARGS, NOT_FOUND, CliError
 from protocol.vocabulary import API_KEY_CAPABILITIES
 
@@ -85,8 +85,6 @@ def cmd_apikey_revoke(ctx: Context) -> int:
 
 def cmd_webhook(ctx: Context) -> int:
     """`webhook create <name> [--signed] | list | delete <name>` (owner/admin): URLs CI or monitoring POST JSON to."""
-    config = ctx.config()
-    mesh = ctx.mesh(config)
     args = ctx.args
     if args.action in ("create", "delete") and not args.name:
         raise CliError(f"webhook {args.action} needs a name", INVALID_ARGS)
@@ -96,7 +94,7 @@ def cmd_webhook(ctx: Context) -> int:
     if args.action == "create" and args.signed:
         frame["signed"] = True
     reply_type = "webhook_list" if args.action == "list" else "webhook_ack"
-    reply = run_async(with_client(ctx, mesh, config, lambda c: c.connection.request(frame, reply_type)))
+    reply = run_on_mesh(ctx, lambda c: c.connection.request(frame, reply_type))
     reply = {k: v for k, v in reply.items() if k not in ("type", "_reqId")}
     if ctx.out.as_json:
         ctx.out.json(reply)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from protocol.vocabulary import DEFAULT_GRANTS, GRANT_ALIASES, GRANTS
+from protocol.vocabulary import DEFAULT_GRANTS, GRANTS, grant_named
 
 
 class Moderation:
@@ -54,12 +54,10 @@ def capabilities(words: list[str]) -> list[str]:
             part = part.strip().lower()
             if not part:
                 continue
-            chosen = list(GRANTS) if part == "all" else [GRANT_ALIASES.get(part, part)]
-            for cap in chosen:
-                if cap not in GRANTS:
-                    raise ValueError(f"unknown capability {part!r}: use {', '.join(GRANTS)} or all")
-                if cap not in caps:
-                    caps.append(cap)
+            chosen = list(GRANTS) if part == "all" else [grant_named(part)]
+            if None in chosen:
+                raise ValueError(f"unknown capability {part!r}: use {', '.join(GRANTS)} or all")
+            caps += [cap for cap in chosen if cap not in caps]
     return caps
 
 

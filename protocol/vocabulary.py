@@ -60,6 +60,12 @@ DEFAULT_GRANTS: tuple[str, ...] = (Grant.READ, Grant.DM, Grant.BROADCAST, Grant.
 
 PRIORITIES: tuple[str, ...] = tuple(Priority)
 GRANTS: tuple[str, ...] = tuple(Grant)
+
+
+def grant_named(word: str) -> str | None:
+    """The capability a word names (`files` is `file-read`), or None when it names none."""
+    word = GRANT_ALIASES.get(word, word)
+    return word if word in GRANTS else None
 STATUSES: tuple[str, ...] = tuple(Status)
 API_KEY_CAPABILITIES: tuple[str, ...] = tuple(ApiKeyCapability)
 

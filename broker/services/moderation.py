@@ -16,8 +16,7 @@ from broker.services.liveness import dead_worker_ids
 from broker.services.presence import ClosedPresence, presence_close
 from meshes.actors import Actor
 from meshes.errors import ServiceError
-from meshes.services.checks import audit
-from meshes.services.moderation import require_moderator
+from meshes.services.checks import audit, require_moderator
 from meshes.text import storable
 
 MAX_STALE_MS = 366 * 24 * 3600 * 1000

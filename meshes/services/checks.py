@@ -114,6 +114,13 @@ def clean_text(value: Any, *, field: str, max_chars: int) -> str:
     return cleaned
 
 
+def require_moderator(actor: Actor, verb: str) -> None:
+    """Owners and admins only, in §5.3's wording: `only owner or admin can kicked` (the close reason), `… can ban`,
+    `… can unban`, `… can list bans`."""
+    if not actor.is_manager:
+        raise Forbidden("forbidden", f"only owner or admin can {verb}")
+
+
 def require_member(actor: Actor):
     """The acting member: coordination is for members (an API key or a dashboard visitor holds no member key)."""
     if actor.member is None or not actor.member.is_active:

@@ -13,7 +13,7 @@ from meshes.errors import Forbidden, ServiceError
 from meshes.models import Member
 from meshes.services.checks import audit, live_member_in_mesh, require_live_mesh
 from protocol.encoding import HEX64
-from protocol.vocabulary import GRANT_ALIASES, GRANTS
+from protocol.vocabulary import GRANTS, grant_named
 
 MAX_GRANT_ENTRIES = 1000
 
@@ -24,10 +24,10 @@ def _clean_caps(caps: Any, *, key: str) -> list[str] | None:
     if not isinstance(caps, list) or not all(isinstance(cap, str) for cap in caps):
         raise ServiceError("invalid_args", f"grants[{key[:12]}…] must be a list of capabilities or null")
     cleaned = []
-    for cap in caps:
-        cap = GRANT_ALIASES.get(cap, cap)
-        if cap not in GRANTS:
-            raise ServiceError("invalid_args", f"unknown capability {cap[:40]!r}: one of {', '.join(GRANTS)}")
+    for word in caps:
+        cap = grant_named(word)
+        if cap is None:
+            raise ServiceError("invalid_args", f"unknown capability {word[:40]!r}: one of {', '.join(GRANTS)}")
         if cap not in cleaned:
             cleaned.append(cap)
     return cleaned

@@ -11,10 +11,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from meshes.actors import Actor
-from meshes.errors import Conflict, Forbidden, NotFound, ServiceError
+from meshes.errors import Conflict, NotFound, ServiceError
 from meshes.events import MeshEvent, MeshEventKind, publish_after_commit
 from meshes.models import Member, Role
-from meshes.services.checks import audit, require_live_mesh
+from meshes.services.checks import audit, require_live_mesh, require_moderator
 from meshes.text import storable
 from protocol.ids import is_id_fragment
 
@@ -26,12 +26,6 @@ def _clean_target(target: Any) -> str:
     if not storable(target):
         raise NotFound("not_found", f'peer "{target}" not found')
     return target
-
-
-def require_moderator(actor: Actor, verb: str) -> None:
-    """§5.3's wording: `only owner or admin can kicked` (the close reason), `… can ban`, `… can unban`."""
-    if not actor.is_manager:
-        raise Forbidden("forbidden", f"only owner or admin can {verb}")
 
 
 def _one(members: list[Member], target: str, missing: str) -> Member:
@@ -60,7 +54,7 @@ def member_ban(*, actor: Actor, target: Any = None, member_id: Any = None) -> Me
     if member.id == actor.member_id:
         raise ServiceError("invalid", "cannot ban yourself")
     if member.role == Role.OWNER:
-        raise Forbidden("forbidden", "the mesh owner cannot be banned")
+        raise ServiceError("forbidden", "the mesh owner cannot be banned", status=403)
     now = timezone.now()
     member.revoked_at = now
     member.banned_at = now

@@ -17,7 +17,7 @@ from django.utils import timezone
 from meshes.actors import Actor
 from meshes.errors import Conflict, ServiceError
 from meshes.keyvault import seal_secret
-from meshes.models import Mesh, Webhook
+from meshes.models import Mesh, Role, Webhook
 from meshes.services.checks import audit, check_int, require_live_mesh
 from meshes.site import app_url
 
@@ -106,4 +106,4 @@ def webhook_sender_member_id(webhook: Webhook) -> str:
     if webhook.created_by_id:
         return webhook.created_by_id
     mesh: Mesh = webhook.mesh
-    return mesh.members.filter(role="owner").values_list("id", flat=True).first() or ""
+    return mesh.members.filter(role=Role.OWNER).values_list("id", flat=True).first() or ""

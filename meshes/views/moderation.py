@@ -9,16 +9,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from meshes import online, selectors
-from meshes.errors import Forbidden, MeshError
+from meshes.errors import ServiceError
 from meshes.services.grants import member_grants_update
 from meshes.services.moderation import member_ban, member_unban
 from meshes.views.common import mesh_context, mesh_view, post_only
 from protocol.vocabulary import DEFAULT_GRANTS, GRANTS
-
-
-def _require_manager(actor) -> None:
-    if not actor.is_manager:
-        raise Forbidden("forbidden", "only the mesh owner or an admin can moderate this mesh")
 
 
 def _grant_rows(members: list, subject) -> list[dict]:
@@ -35,7 +30,7 @@ def _grant_rows(members: list, subject) -> list[dict]:
 
 @mesh_view
 def moderation(request: HttpRequest, actor) -> HttpResponse:
-    _require_manager(actor)
+    bans = list(selectors.bans_for_manager(actor=actor))  # owners and admins only: the 403 page for anyone else
     members = list(selectors.members_for_mesh(mesh=actor.mesh))
     keyed = [m for m in members if m.pubkey]
     subject = next((m for m in keyed if m.pk == request.GET.get("member")), keyed[0] if keyed else None)
@@ -43,7 +38,7 @@ def moderation(request: HttpRequest, actor) -> HttpResponse:
         **mesh_context(actor, tab="moderation"),
         "online_peers": online.online_peers(mesh_id=actor.mesh.id),
         "members": members,
-        "bans": list(selectors.bans_for_manager(actor=actor)),
+        "bans": bans,
         "keyed": keyed,
         "subject": subject,
         "grant_rows": _grant_rows(keyed, subject),
@@ -52,7 +47,7 @@ def moderation(request: HttpRequest, actor) -> HttpResponse:
     return render(request, "dashboard/moderation.html", context)
 
 
-def _done(request: HttpRequest, actor, text: str | None, error: MeshError | None = None, **query) -> HttpResponse:
+def _done(request: HttpRequest, actor, text: str | None, error: ServiceError | None = None, **query) -> HttpResponse:
     if error is not None:
         messages.error(request, error.message)
     elif text:
@@ -66,7 +61,6 @@ def _done(request: HttpRequest, actor, text: str | None, error: MeshError | None
 @mesh_view
 @post_only("dashboard:moderation")
 def session_close(request: HttpRequest, actor, presence_id: str) -> HttpResponse:
-    _require_manager(actor)
     disconnect = request.POST.get("how") == "disconnect"
     names = online.kick_session(actor=actor, presence_id=presence_id, disconnect=disconnect)
     verb = "disconnected (it may reconnect)" if disconnect else "kicked (it will not reconnect)"
@@ -74,11 +68,11 @@ def session_close(request: HttpRequest, actor, presence_id: str) -> HttpResponse
 
 
 def _act(request: HttpRequest, actor, change, done_text, **query) -> HttpResponse:
-    """A manager's change: its refusal (the owner cannot be banned, a bad key) is said on the page, not a 403."""
-    _require_manager(actor)
+    """A change the services refuse for the request (the owner cannot be banned, a bad key) is said on the page;
+    one they refuse for the actor (not a manager) is the 403 page."""
     try:
         member = change()
-    except MeshError as error:
+    except ServiceError as error:
         return _done(request, actor, None, error, **query)
     return _done(request, actor, done_text(member), **query)
 
