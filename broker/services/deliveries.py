@@ -52,7 +52,7 @@ def deliveries_claim(*, presence_id: str, member_id: str, keys: list[str]) -> li
     now = timezone.now()
     presence = (
         Presence.objects.filter(pk=presence_id, disconnected_at=None)
-        .values("status", "status_source", "status_updated_at")
+        .values("status", "status_source", "status_updated_at", "member__peer_grants")  # grants: no second query
         .first()
     )
     if presence is None:
@@ -70,14 +70,14 @@ def deliveries_claim(*, presence_id: str, member_id: str, keys: list[str]) -> li
         state=DeliveryState.IN_FLIGHT, claimed_by=presence_id, claimed_at=now
     )
     rows = Message.objects.filter(deliveries__id__in=ids, deliveries__claimed_by=presence_id).order_by("created_at", "id")
-    allowed = _allowed_by_grants(list(rows.distinct()), member_id=member_id, claimed_ids=ids)
+    allowed = _allowed_by_grants(list(rows.distinct()), grants=presence["member__peer_grants"], member_id=member_id,
+                                 claimed_ids=ids)
     return [wire.message_push(m) for m in allowed]
 
 
-def _allowed_by_grants(messages: list[Message], *, member_id: str, claimed_ids: list[int]) -> list[Message]:
+def _allowed_by_grants(messages: list[Message], *, grants: Any, member_id: str, claimed_ids: list[int]) -> list[Message]:
     """[PY] §10 item 6: a drain applies the recipient's grants as they are now (a sender blocked after its
     message was queued is blocked for it too). A refused row is dropped, as a live push would have been."""
-    grants = Member.objects.filter(pk=member_id).values_list("peer_grants", flat=True).first()
     if not grants:
         return messages
     senders = {m.sender_member_id for m in messages if m.sender_member_id != member_id}
