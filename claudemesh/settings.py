@@ -268,6 +268,14 @@ INVITE_DEFAULT_DAYS = 7
 INVITE_MAX_DAYS = 365
 INVITE_MAX_USES = 1000
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+# A terminal signed in with `claudemesh login` stays signed in this long (protocol.md §6.7: 30 days).
+CLI_SESSION_DAYS = env_int("CLI_SESSION_DAYS", 30)
+# Anonymous `POST /cli/device-code` requests per address per minute.
+DEVICE_CODE_RATE_PER_MIN = env_int("DEVICE_CODE_RATE_PER_MIN", 10)
+# The REST API's per-key request budget per minute (429 past it), and the SSE stream's poll interval.
+API_RATE_PER_MIN = env_int("API_RATE_PER_MIN", 600)
+API_STREAM_POLL_SECONDS = float(os.environ.get("API_STREAM_POLL_SECONDS", "1.0"))
+API_STREAM_KEEPALIVE_SECONDS = float(os.environ.get("API_STREAM_KEEPALIVE_SECONDS", "15"))
 AUDIT_PAGE_SIZE = 50
 
 # --- Broker (docs/broker.md) ----------------------------------------------------------------------------

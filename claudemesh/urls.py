@@ -7,6 +7,7 @@ from claudemesh import cli_download
 
 urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
+    path("", include("meshes.api.cli_urls")),
     path("cli/", cli_download.cli_page, name="cli_install"),
     path("cli/<str:filename>", cli_download.cli_wheel, name="cli_wheel"),
     path("admin/", admin.site.urls),

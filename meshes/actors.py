@@ -13,7 +13,7 @@ class Actor:
     mesh: Mesh
     member: Member | None = None
     api_key: ApiKey | None = None
-    via: str = "dashboard"  # dashboard | api | broker | admin
+    via: str = "dashboard"  # dashboard | api | cli | broker | admin
     # Site staff acting from the Django admin, outside any membership: the mesh owner's powers.
     staff_user: object | None = None
 

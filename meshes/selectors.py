@@ -54,6 +54,22 @@ def actor_for_user(*, mesh_id: str, user, via: str = "dashboard") -> Actor:
     return Actor(mesh=member.mesh, member=member, via=via)
 
 
+def actor_for_user_mesh_ref(*, user, ref: Any, via: str = "cli") -> Actor:
+    """The user's live mesh a terminal names by slug or id (slugs are not unique: the user's own mesh first, then
+    the newest); NotFound for everyone else."""
+    if not isinstance(ref, str) or not ref or len(ref) > 80:
+        raise NotFound("mesh_not_found", "Mesh not found")
+    candidates = (
+        meshes_for_user(user=user).filter(archived_at=None).filter(Q(slug=ref) | Q(id=ref))
+        .annotate(mine=Case(When(owner=user, then=Value(0)), default=Value(1), output_field=IntegerField()))
+        .order_by("mine", "-created_at")
+    )
+    mesh = candidates.first()
+    if mesh is None:
+        raise NotFound("mesh_not_found", "Mesh not found")
+    return actor_for_user(mesh_id=mesh.id, user=user, via=via)
+
+
 def actor_for_staff(*, mesh: Mesh, user) -> Actor:
     """Site staff acting from the Django admin: the member-facing services apply, audited "via": "admin"."""
     actor = Actor(mesh=mesh, staff_user=user, via="admin")

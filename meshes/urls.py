@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from meshes.views import audit, coordination, home, invites, keys, live, mesh, moderation, topics, webhooks
+from meshes.views import audit, coordination, home, invites, keys, live, mesh, moderation, terminals, topics, webhooks
 
 urlpatterns: list = [
     # JSON API and public/broker HTTP routes (meshes/api); dashboard routes follow.
@@ -48,6 +48,10 @@ dashboard_patterns = [
     path("meshes/<str:mesh_id>/settings/", mesh.mesh_settings, name="mesh_settings"),
     path("meshes/<str:mesh_id>/settings/rename/", mesh.mesh_rename, name="mesh_rename"),
     path("meshes/<str:mesh_id>/settings/archive/", mesh.mesh_archive, name="mesh_archive"),
+    path("cli-auth", terminals.cli_auth, name="cli_auth"),
+    path("token", terminals.paste_token, name="cli_token"),
+    path("account/terminals/", terminals.terminal_list, name="terminals"),
+    path("account/terminals/<str:session_id>/revoke/", terminals.terminal_revoke, name="terminal_revoke"),
     # Public: where invite links land.
     path("i/<str:code>", invites.invite_landing, name="invite_landing"),
     path("i/<str:code>/join", invites.invite_accept, name="invite_accept"),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from peer import __version__
 from peer.claude_setup import ClaudePaths, SetupError, install, uninstall
+from peer.cli_account import cmd_delete, cmd_login, cmd_logout, cmd_new
 from peer.cli_admin import cmd_apikey_create, cmd_apikey_list, cmd_apikey_revoke, cmd_invite, cmd_webhook
 from peer.cli_context import Context, Parser, config_groups, run_async, with_client
 from peer.cli_coordination import add_coordination_commands
@@ -259,12 +260,24 @@ def build_parser() -> Parser:
     p = add("join", cmd_join, "join a mesh with an invite link or code", aliases=("add",))
     p.add_argument("link", help="ic://join/<token>, https://host/join/<token>, https://host/i/<code> or a code")
     p.add_argument("--name", help="your lasting member name (asked for, or derived from git / $USER@host, if omitted)")
-    p = add("rename", cmd_rename, "change your member name in a mesh")
+    p = add("login", cmd_login, "sign this terminal in to your account (approve it in the browser)",
+            aliases=("register",))
+    p.add_argument("--server", help="the server's URL (default: CLAUDEMESH_BROKER_URL or your meshes' server)")
+    p.add_argument("--token", help="a token made on the server's /token page, instead of the browser")
+    p.add_argument("--no-browser", action="store_true", help="print the approval link, do not open it")
+    add("logout", cmd_logout, "sign this terminal out (revokes its session on the server)")
+    p = add("new", cmd_new, "create a mesh you own, joined from this terminal (signed in)", aliases=("create",))
+    p.add_argument("name", nargs="+")
+    p = add("delete", cmd_delete, "delete (archive) a mesh you own, for everyone (signed in)", aliases=("rm",))
+    p.add_argument("slug")
+    p.add_argument("--confirm", metavar="SLUG", help="the slug again, instead of typing it")
+    p = add("rename", cmd_rename, "`rename <name>`: your member name; `rename <slug> <new name>`: a mesh (signed in)")
     p.add_argument("name", nargs="+")
     add("list", cmd_list, "joined meshes", aliases=("ls",))
     p = add("leave", cmd_leave, "forget a mesh and its key")
     p.add_argument("slug")
-    add("whoami", cmd_whoami, "this device's identities")
+    p = add("whoami", cmd_whoami, "the signed-in account and this device's identities")
+    p.add_argument("--account", action="store_true", help="with --json: the account document (signed_in, user)")
     add("peers", cmd_peers, "who is online")
     add("members", cmd_members, "every member of the mesh, online or not")
     p = add("send", cmd_send, "send a message (end-to-end encrypted)")
@@ -285,8 +298,9 @@ def build_parser() -> Parser:
     p.add_argument("text", nargs="+")
     p = add("invite", cmd_invite, "create an invite link (owner/admin)", aliases=("share",))
     p.add_argument("--role", choices=("member", "admin"))
-    p.add_argument("--max-uses", type=int)
-    p.add_argument("--expires-days", type=int)
+    p.add_argument("--max-uses", "--uses", dest="max_uses", type=int)
+    p.add_argument("--expires-days", "--expires", dest="expires_days", type=int, metavar="DAYS")
+    p.add_argument("--email", help="send the link to this address (through the signed-in account)")
     p = add("apikey", None, "manage API keys", aliases=("api-key",))
     apikey = p.add_subparsers(dest="action", metavar="<create|list|revoke>", parser_class=Parser, required=True)
     q = apikey.add_parser("create", parents=[common])

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from peer.cli_account import invite_by_account
 from peer.cli_context import Context, run_async, run_on_mesh, split_list, with_client
 from peer.output import INTERNAL_ERROR, INVALID_ARGS, NOT_FOUND, CliError
 from protocol.vocabulary import API_KEY_CAPABILITIES
 
 
 def cmd_invite(ctx: Context) -> int:
+    """Over the mesh connection; with `--email` (or for a mesh not joined here) through the signed-in account."""
     config = ctx.config()
+    slug = getattr(ctx.args, "mesh", None)
+    if ctx.args.email or (slug and config.find(slug) is None):
+        return _invite_by_account(ctx, slug or ctx.mesh(config).slug)
     mesh = ctx.mesh(config)
     reply = run_async(with_client(ctx, mesh, config, lambda c: c.invite_create(
         role=ctx.args.role, max_uses=ctx.args.max_uses, expires_in_days=ctx.args.expires_days)))
@@ -21,6 +26,21 @@ def cmd_invite(ctx: Context) -> int:
         ctx.out.line(f"full   {reply.get('url')}")
     ctx.out.line(f"code   {reply.get('code')}")
     ctx.out.line(f"Expires {reply.get('expiresAt')}. Anyone with this link can join \"{mesh.slug}\".")
+    return 0
+
+
+def _invite_by_account(ctx: Context, slug: str) -> int:
+    reply = invite_by_account(ctx, slug)
+    if ctx.out.as_json:
+        ctx.out.json(reply)
+        return 0
+    if reply.get("emailed"):
+        ctx.out.ok(f"invite sent to {ctx.args.email}")
+    elif ctx.args.email:
+        ctx.out.warn(f"the e-mail to {ctx.args.email} could not be sent: share the link yourself")
+    ctx.out.line(f"link   {reply.get('url')}")
+    ctx.out.line(f"code   {reply.get('code')}")
+    ctx.out.line(f"Expires {reply.get('expires_at')}. Anyone with this link can join \"{slug}\".")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from peer.cli_account import account_summary, mesh_slugs_on_server, rename_mesh, server_meshes, signed_in
 from peer.cli_context import Context, run_async, with_client
 from peer.config import derived_member_name, session_name
 from peer.enroll import EnrollError, join
@@ -68,9 +69,13 @@ def member_name_for_join(ctx: Context, config) -> str:
 
 
 def cmd_rename(ctx: Context) -> int:
+    """`rename <slug> <new name>` renames a mesh (the reference's verb, signed in); `rename <name>` renames you."""
     config = ctx.config()
+    words = ctx.args.name
+    if len(words) >= 2 and signed_in() is not None and words[0] in mesh_slugs_on_server(config):
+        return rename_mesh(ctx, words[0], " ".join(words[1:]).strip())
     mesh = ctx.mesh(config)
-    name = " ".join(ctx.args.name).strip()
+    name = " ".join(words).strip()
     if not name:
         raise CliError("give the new name", INVALID_ARGS)
     reply = run_async(with_client(ctx, mesh, config, lambda c: c.rename_member(name)))
@@ -82,17 +87,31 @@ def cmd_rename(ctx: Context) -> int:
 
 
 def cmd_list(ctx: Context) -> int:
+    """Joined meshes, merged with the signed-in account's meshes on the server (client.md §1.5 `list`)."""
     config = ctx.config()
+    remote = server_meshes()
+    by_id = {m["id"]: m for m in remote or []}
+    local_ids = {m.mesh_id for m in config.meshes}
     if ctx.out.as_json:
-        ctx.out.json([{"slug": m.slug, "name": m.name, "meshId": m.mesh_id, "memberId": m.member_id,
-                       "pubkey": m.pubkey, "brokerUrl": m.broker_url, "joinedAt": m.joined_at} for m in config.meshes])
+        records = [{"slug": m.slug, "name": m.name, "meshId": m.mesh_id, "memberId": m.member_id,
+                    "pubkey": m.pubkey, "brokerUrl": m.broker_url, "joinedAt": m.joined_at,
+                    "local": True, "synced": m.mesh_id in by_id, "role": by_id.get(m.mesh_id, {}).get("role"),
+                    "activePeers": by_id.get(m.mesh_id, {}).get("active_peers")} for m in config.meshes]
+        records += [{"slug": m["slug"], "name": m["name"], "meshId": m["id"], "role": m["role"], "local": False,
+                     "synced": True, "activePeers": m.get("active_peers")} for m in remote or [] if m["id"] not in local_ids]
+        ctx.out.json(records)
         return 0
-    if not config.meshes:
-        ctx.out.line("No meshes joined. Run `claudemesh join <invite link>`.")
+    if not config.meshes and not remote:
+        ctx.out.line("No meshes joined. Run `claudemesh join <invite link>` or `claudemesh new <name>`.")
         return 0
-    ctx.out.section(f"meshes ({len(config.meshes)})")
+    ctx.out.section(f"meshes ({len(config.meshes)} here)")
     for mesh in config.meshes:
-        ctx.out.line(f"● {mesh.slug}  {mesh.broker_url}  joined {mesh.joined_at or '?'}")
+        synced = by_id.get(mesh.mesh_id)
+        state = f"{synced['role']}, {synced['active_peers']} online" if synced else ("local only" if remote is not None else "")
+        ctx.out.line(f"● {mesh.slug}  {mesh.broker_url}  joined {mesh.joined_at or '?'}  {state}".rstrip())
+    for entry in remote or []:
+        if entry["id"] not in local_ids:
+            ctx.out.line(f"○ {entry['slug']}  {entry['role']}, not added on this machine")
     return 0
 
 
@@ -111,14 +130,23 @@ def cmd_leave(ctx: Context) -> int:
 
 def cmd_whoami(ctx: Context) -> int:
     config = ctx.config()
-    meshes = ctx.meshes(config, all_by_default=True)
+    meshes = ctx.meshes(config, all_by_default=True) if config.meshes else []
     records = [{"slug": m.slug, "meshId": m.mesh_id, "memberId": m.member_id, "pubkey": m.pubkey,
                 "brokerUrl": m.broker_url, "memberName": m.member_name, "displayName": session_name(config, m)}
                for m in meshes]
+    account = account_summary()
     if ctx.out.as_json:
-        ctx.out.json(records[0] if getattr(ctx.args, "mesh", None) else records)
+        document = records[0] if getattr(ctx.args, "mesh", None) else records
+        if getattr(ctx.args, "account", False):
+            document = {"schema_version": "1.0", "signed_in": account is not None, **(account or {}), "meshes": records}
+        ctx.out.json(document)
         return 0
     ctx.out.section("whoami")
+    if account is not None:
+        user = account["user"]
+        ctx.out.line(f"account {user.get('display_name')} <{user.get('email')}> on {account['server']}")
+    else:
+        ctx.out.line("account not signed in (`claudemesh login`)")
     ctx.out.line(f"config  {ctx.store.path}")
     for record in records:
         ctx.out.line(f"{record['slug']}  {record['memberName'] or '(name not recorded: `claudemesh rename`)'}"

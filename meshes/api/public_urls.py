@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from meshes.api import cli, files, public
+from meshes.api import files, public
 
 app_name = "public_api"
 urlpatterns = [
@@ -16,6 +16,5 @@ urlpatterns = [
     path("api/public/invites/<str:code>/claim", public.claim, name="claim-alias"),
     path("api/public/invite-code/<str:code>", public.invite_code, name="invite-code"),
     path("api/public/invite/<str:token>", public.invite_preview_view, name="invite-preview"),
-    path("cli/mesh/<str:slug>/grants", cli.grants, name="cli-grants"),
     path("download/<str:file_id>", files.download, name="file-download"),
 ]

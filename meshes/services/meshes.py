@@ -22,12 +22,18 @@ from meshes.services.checks import (
 )
 from meshes.services.topics import topic_subscribe_general
 from protocol.crypto import SigningKeypair, random_key
-from protocol.encoding import b64url_encode
+from protocol.encoding import HEX64, b64url_encode
 
 
 @transaction.atomic
-def mesh_create(*, owner, name: str) -> Mesh:
+def mesh_create(*, owner, name: str, owner_member_pubkey: str | None = None, via: str = "dashboard") -> Mesh:
+    """`owner_member_pubkey`: the creating terminal's ed25519 key (`claudemesh new`), so the owner member is that
+    CLI identity, bound to the account; without it the owner is a dashboard-only member."""
     cleaned = clean_name(name, field="name", min_length=2, max_length=80)
+    if owner_member_pubkey is not None and not (
+        isinstance(owner_member_pubkey, str) and HEX64.fullmatch(owner_member_pubkey)
+    ):
+        raise ServiceError("invalid_args", "pubkey required (64 hex chars)")
     keypair = SigningKeypair.generate()
     mesh = Mesh.objects.create(
         name=cleaned,
@@ -38,10 +44,11 @@ def mesh_create(*, owner, name: str) -> Mesh:
         root_key_sealed=seal_secret(b64url_encode(random_key())),
     )
     member = Member.objects.create(
-        mesh=mesh, user=owner, display_name=user_display_name(owner), role=Role.OWNER
+        mesh=mesh, user=owner, display_name=user_display_name(owner), role=Role.OWNER,
+        pubkey=owner_member_pubkey.lower() if owner_member_pubkey else None,
     )
     topic_subscribe_general(member=member)
-    audit(Actor(mesh=mesh, member=member), "mesh_created", {"name": cleaned})
+    audit(Actor(mesh=mesh, member=member, via=via), "mesh_created", {"name": cleaned})
     return mesh
 
 
