@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from meshes.api import cli, cli_auth
+from meshes.api import cli, cli_auth, profile
 
 app_name = "cli_api"
 urlpatterns = [
@@ -19,6 +19,8 @@ urlpatterns = [
     path("cli/mesh/<str:slug>", cli.mesh_delete, name="mesh-delete"),
     path("cli/mesh/<str:slug>/invite", cli.mesh_invite, name="mesh-invite"),
     path("cli/mesh/<str:slug>/grants", cli.grants, name="grants"),
+    path("mesh/<str:mesh_id>/members", profile.members, name="mesh-members"),
+    path("mesh/<str:mesh_id>/member/<str:member_id>", profile.member, name="mesh-member"),
     path("api/my/profile", cli.my_profile, name="my-profile"),
     path("api/my/meshes", cli.my_meshes, name="my-meshes"),
     path("api/my/meshes/<str:slug>", cli.my_mesh, name="my-mesh"),
