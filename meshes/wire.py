@@ -17,6 +17,7 @@ def api_key_entry(key: ApiKey) -> dict[str, Any]:
         "prefix": key.secret_prefix,
         "capabilities": key.capabilities,
         "topicScopes": key.topic_scopes,
+        "memberId": key.member_id,
         "status": key.status(),
         "createdAt": iso_ms(key.created_at),
         "lastUsedAt": iso_or_none(key.last_used_at),

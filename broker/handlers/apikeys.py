@@ -19,6 +19,7 @@ def _create(actor: Actor, frame: dict[str, Any]) -> dict[str, Any]:
         capabilities=frame.get("capabilities"),
         expires_at=frame.get("expiresAt"),
         topic_scopes=frame.get("topicScopes"),
+        member_id=frame.get("memberId"),
     )
     return wire.api_key_created(key, secret)
 

@@ -210,6 +210,8 @@ class ApiKey(models.Model):
     issued_by_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The member a bot holding this key acts as over REST (it holds that member's secret key and seals with it).
+    member = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="api_keys")
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -232,6 +234,16 @@ class ApiKey(models.Model):
 
     def has_capability(self, capability: str) -> bool:
         return ApiKeyCapability.ADMIN in self.capabilities or capability in self.capabilities
+
+    def allows_topic(self, name: str) -> bool:
+        """Topic scopes (platform.md §2.5): None is every topic, else the names listed."""
+        return self.topic_scopes is None or name in self.topic_scopes
+
+    @property
+    def acting_member(self) -> Member | None:
+        """The bound member while it is still in the mesh."""
+        member = self.member
+        return member if member is not None and member.revoked_at is None and member.pubkey else None
 
 
 class AuditEvent(models.Model):

@@ -19,7 +19,7 @@ from django.utils import timezone
 from meshes.actors import Actor
 from meshes.errors import ServiceError
 from meshes.models import ApiKey, ApiKeyCapability
-from meshes.services.checks import CONTROL_CHARS, audit, clean_name, require_live_mesh
+from meshes.services.checks import CONTROL_CHARS, audit, clean_name, live_member_in_mesh, require_live_mesh
 from meshes.text import storable
 from protocol.encoding import b64url_encode
 from protocol.ids import is_id_fragment
@@ -76,8 +76,11 @@ def api_key_create(
     capabilities: Any,
     expires_at: Any = None,
     topic_scopes: list[str] | None = None,
+    member_id: Any = None,
 ) -> tuple[ApiKey, str]:
-    """`expires_at`: a datetime, an ISO date or date-time string, or None. Returns the key and its secret. The secret exists only in this return value: store nothing else."""
+    """`expires_at`: a datetime, an ISO date or date-time string, or None. `member_id`: the member the key acts as
+    over REST (a live member with a key); None binds the issuing member when it has a key (a terminal's), else
+    nothing. Returns the key and its secret. The secret exists only in this return value: store nothing else."""
     actor.require_manager()
     require_live_mesh(actor.mesh)
     cleaned_label = clean_name(label, field="label", min_length=1, max_length=100)
@@ -88,6 +91,12 @@ def api_key_create(
         or not all(isinstance(t, str) and t and not CONTROL_CHARS.search(t) and storable(t) for t in topic_scopes)
     ):
         raise ServiceError("invalid_args", "topic scopes must be a list of topic names")
+    if member_id not in (None, ""):
+        member = live_member_in_mesh(actor, member_id)
+        if not member.pubkey:
+            raise ServiceError("invalid_args", "that member has no key to sign with: bind a member that joined from a terminal")
+    else:
+        member = actor.member if actor.member is not None and actor.member.pubkey else None
     secret = API_KEY_PREFIX + b64url_encode(secrets.token_bytes(32))
     key = ApiKey.objects.create(
         mesh=actor.mesh,
@@ -98,12 +107,14 @@ def api_key_create(
         topic_scopes=topic_scopes,
         issued_by_member=actor.member,
         issued_by_user=actor.user(),
+        member=member,
         expires_at=expires_at,
     )
     audit(
         actor,
         "api_key_created",
-        {"keyId": key.id, "label": cleaned_label, "capabilities": caps, "prefix": key.secret_prefix},
+        {"keyId": key.id, "label": cleaned_label, "capabilities": caps, "prefix": key.secret_prefix,
+         "memberId": key.member_id},
     )
     return key, secret
 
@@ -147,7 +158,7 @@ def api_key_authenticate(*, secret: Any) -> ApiKey | None:
     if not isinstance(secret, str) or not API_KEY_SECRET.fullmatch(secret):
         return None
     digest = _hash_secret(secret)
-    key = ApiKey.objects.select_related("mesh").filter(secret_hash=digest).first()
+    key = ApiKey.objects.select_related("mesh", "member").filter(secret_hash=digest).first()
     if key is None or not hmac.compare_digest(key.secret_hash, digest):
         return None
     now = timezone.now()
