@@ -309,6 +309,7 @@ def build_parser() -> Parser:
     q.add_argument("--cap", help="comma list of send,read,state_write,admin (default send,read)")
     q.add_argument("--topic", help="comma list of topic names")
     q.add_argument("--expires", help="ISO-8601 expiry")
+    q.add_argument("--member", help="the member id the key acts as over REST (default: you, this terminal's key)")
     apikey.add_parser("list", parents=[common]).set_defaults(handler=cmd_apikey_list)
     q = apikey.add_parser("revoke", parents=[common])
     q.set_defaults(handler=cmd_apikey_revoke)

@@ -54,7 +54,8 @@ def cmd_apikey_create(ctx: Context) -> int:
                        INVALID_ARGS)
     topics = [t.lstrip("#") for t in split_list(ctx.args.topic)] if ctx.args.topic else None
     key = run_async(with_client(ctx, mesh, config, lambda c: c.apikey_create(
-        label=ctx.args.label, capabilities=capabilities, topics=topics, expires_at=ctx.args.expires)))
+        label=ctx.args.label, capabilities=capabilities, topics=topics, expires_at=ctx.args.expires,
+        member_id=getattr(ctx.args, "member", None))))
     key = {k: v for k, v in key.items() if k not in ("type", "_reqId")}
     if ctx.out.as_json:
         ctx.out.json(key)

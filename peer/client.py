@@ -266,8 +266,10 @@ class MeshClient:
         return await self.connection.request(frame, "invite_created")
 
     async def apikey_create(self, *, label: str, capabilities: list[str], topics: list[str] | None,
-                            expires_at: str | None) -> dict:
+                            expires_at: str | None, member_id: str | None = None) -> dict:
         frame: dict[str, Any] = {"type": "apikey_create", "label": label, "capabilities": capabilities}
+        if member_id:
+            frame["memberId"] = member_id
         if topics:
             frame["topicScopes"] = topics
         if expires_at:

@@ -10,6 +10,7 @@ from meshes import selectors, services
 from meshes.actors import Actor
 from meshes.api.auth import requires_key
 from meshes.api.http import error_response, json_object, route
+from meshes.api.pagination import keyset_page
 from meshes.models import ApiKeyCapability, Invite, Member
 from meshes.wire import api_key_entry, api_key_revoke_body
 from protocol.encoding import iso_or_none
@@ -85,15 +86,18 @@ def _me(request: HttpRequest, actor: Actor) -> JsonResponse:
 
 @requires_key(ApiKeyCapability.READ)
 def _members(request: HttpRequest, actor: Actor) -> JsonResponse:
-    members = selectors.members_for_mesh(mesh=actor.mesh)
-    return JsonResponse({"members": [_member_json(member) for member in members]})
+    members, cursor = keyset_page(selectors.members_for_mesh(mesh=actor.mesh), request, time_field="joined_at",
+                                  newest_first=False)
+    return JsonResponse({"members": [_member_json(member) for member in members], "nextCursor": cursor})
 
 
 @requires_key(ApiKeyCapability.ADMIN)
 def _invites_list(request: HttpRequest, actor: Actor) -> JsonResponse:
-    invites = selectors.invites_for_manager(actor=actor)
+    invites, cursor = keyset_page(selectors.invites_for_manager(actor=actor), request, time_field="created_at",
+                                  newest_first=True)
     return JsonResponse(
-        {"invites": [_invite_json(invite, with_links=invite.state() == "active") for invite in invites]}
+        {"invites": [_invite_json(invite, with_links=invite.state() == "active") for invite in invites],
+         "nextCursor": cursor}
     )
 
 
@@ -117,8 +121,9 @@ def _invite_revoke(request: HttpRequest, actor: Actor, invite_id: str) -> JsonRe
 
 @requires_key(ApiKeyCapability.ADMIN)
 def _api_keys_list(request: HttpRequest, actor: Actor) -> JsonResponse:
-    keys = selectors.api_keys_for_manager(actor=actor)
-    return JsonResponse({"keys": [api_key_entry(key) for key in keys]})
+    keys, cursor = keyset_page(selectors.api_keys_for_manager(actor=actor), request, time_field="created_at",
+                               newest_first=True)
+    return JsonResponse({"keys": [api_key_entry(key) for key in keys], "nextCursor": cursor})
 
 
 @requires_key(ApiKeyCapability.ADMIN)
@@ -130,6 +135,7 @@ def _api_keys_create(request: HttpRequest, actor: Actor) -> JsonResponse:
         capabilities=body.get("capabilities"),
         expires_at=body.get("expiresAt"),
         topic_scopes=body.get("topicScopes"),
+        member_id=body.get("memberId"),
     )
     # The only response that ever carries the secret.
     return JsonResponse({**api_key_entry(key), "secret": secret}, status=201)
