@@ -68,6 +68,15 @@ class ApiKeyCreateForm(forms.Form):
     expires_in_days = forms.IntegerField(
         label="Expires in (days)", required=False, min_value=1, max_value=3650, help_text="empty: never expires"
     )
+    member_id = forms.ChoiceField(
+        label="Acts as", required=False,
+        help_text="the member a bot holding this key sends and reads as (it must hold that member's key); "
+                  "none: the key only reads lists and history",
+    )
+
+    def __init__(self, *args, members=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["member_id"].choices = [("", "— no member —")] + [(m.id, m.display_name) for m in members]
 
 
 class ApiKeyRevokeForm(forms.Form):

@@ -41,6 +41,11 @@ def _take_new_secret(request: HttpRequest, mesh_id: str) -> dict | None:
     return json.loads(open_secret(sealed)) if sealed else None
 
 
+def _bindable(actor):
+    """Members a key can act as: those with a key of their own (joined from a terminal)."""
+    return selectors.members_for_mesh(mesh=actor.mesh).filter(pubkey__isnull=False)
+
+
 def _keys_page(request: HttpRequest, actor, *, create_form=None, revoke_form=None, status: int = 200) -> HttpResponse:
     # A secret whose one-time page was never opened must not wait for it any longer.
     _take_new_secret(request, actor.mesh.id)
@@ -48,7 +53,7 @@ def _keys_page(request: HttpRequest, actor, *, create_form=None, revoke_form=Non
     context = {
         **mesh_context(actor, tab="keys"),
         "keys": [(key, key.status(now)) for key in selectors.api_keys_for_manager(actor=actor)],
-        "create_form": create_form or ApiKeyCreateForm(),
+        "create_form": create_form or ApiKeyCreateForm(members=_bindable(actor)),
         "revoke_form": revoke_form or ApiKeyRevokeForm(),
     }
     return render(request, "dashboard/api_keys.html", context, status=status)
@@ -62,7 +67,7 @@ def api_key_list(request: HttpRequest, actor) -> HttpResponse:
 @mesh_view
 @post_only("dashboard:api_keys")
 def api_key_create(request: HttpRequest, actor) -> HttpResponse:
-    form = ApiKeyCreateForm(request.POST)
+    form = ApiKeyCreateForm(request.POST, members=_bindable(actor))
     if not form.is_valid():
         return _keys_page(request, actor, create_form=form, status=400)
     days = form.cleaned_data["expires_in_days"]
@@ -72,6 +77,7 @@ def api_key_create(request: HttpRequest, actor) -> HttpResponse:
             label=form.cleaned_data["label"],
             capabilities=form.cleaned_data["capabilities"],
             expires_at=timezone.now() + timedelta(days=days) if days else None,
+            member_id=form.cleaned_data["member_id"] or None,
         )
     except ServiceError as error:
         attach_error(form, error)
