@@ -21,7 +21,20 @@ class DeviceCodeStatus(models.TextChoices):
     CONSUMED = "consumed"
 
 
-class DeviceCode(models.Model):
+class TerminalFacts(models.Model):
+    """What a terminal says about its machine (and the address it called from): shown to the person approving
+    it, and in the list of signed-in terminals."""
+
+    hostname = models.CharField(max_length=255, blank=True, default="")
+    platform = models.CharField(max_length=64, blank=True, default="")
+    arch = models.CharField(max_length=64, blank=True, default="")
+    ip_address = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        abstract = True
+
+
+class DeviceCode(TerminalFacts):
     """One `claudemesh login` in progress (protocol.md §6.7). The CLI polls with the device code, which is kept
     only as a digest; the person approves by the session id (in the browser URL) while signed in."""
 
@@ -31,10 +44,6 @@ class DeviceCode(models.Model):
     session_id = models.CharField(max_length=48, unique=True)
     status = models.CharField(max_length=8, choices=DeviceCodeStatus.choices, default=DeviceCodeStatus.PENDING)
     user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    hostname = models.CharField(max_length=255, blank=True, default="")
-    platform = models.CharField(max_length=64, blank=True, default="")
-    arch = models.CharField(max_length=64, blank=True, default="")
-    ip_address = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     decided_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField()
@@ -46,17 +55,13 @@ class DeviceCode(models.Model):
         return self.expires_at <= (now or timezone.now())
 
 
-class CliSession(models.Model):
+class CliSession(TerminalFacts):
     """A signed-in terminal: the bearer token of `/cli/*` and `/api/my/*`, stored only as its SHA-256."""
 
     id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="cli_sessions")
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     kind = models.CharField(max_length=12, default="device-code")  # device-code | paste-token
-    hostname = models.CharField(max_length=255, blank=True, default="")
-    platform = models.CharField(max_length=64, blank=True, default="")
-    arch = models.CharField(max_length=64, blank=True, default="")
-    ip_address = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField()

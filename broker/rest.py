@@ -137,24 +137,23 @@ def _ack(actor: Actor, request: HttpRequest) -> dict[str, Any]:
     return {"acked": inbox_ack(member_id=member.id, message_ids=ids)}
 
 
-async def _get_messages(request: HttpRequest) -> HttpResponse:
-    actor = await _actor(request, ApiKeyCapability.READ)
-    if isinstance(actor, HttpResponse):
-        return actor
-    try:
-        return JsonResponse(await sync_to_async(_inbox)(actor, request))
-    except (BadBody, MeshError) as exc:
-        return _refusal(exc)
+def _read_route(work):
+    """An inbox route: a `read` key, then `work(actor, request)` in a thread, its answer as JSON."""
+
+    async def view(request: HttpRequest) -> HttpResponse:
+        actor = await _actor(request, ApiKeyCapability.READ)
+        if isinstance(actor, HttpResponse):
+            return actor
+        try:
+            return JsonResponse(await sync_to_async(work)(actor, request))
+        except (BadBody, MeshError) as exc:
+            return _refusal(exc)
+
+    return view
 
 
-async def _post_ack(request: HttpRequest) -> HttpResponse:
-    actor = await _actor(request, ApiKeyCapability.READ)
-    if isinstance(actor, HttpResponse):
-        return actor
-    try:
-        return JsonResponse(await sync_to_async(_ack)(actor, request))
-    except (BadBody, MeshError) as exc:
-        return _refusal(exc)
+_get_messages = _read_route(_inbox)
+_post_ack = _read_route(_ack)
 
 
 # --- server-sent events ------------------------------------------------------------------------------------

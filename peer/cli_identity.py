@@ -130,11 +130,13 @@ def cmd_leave(ctx: Context) -> int:
 
 def cmd_whoami(ctx: Context) -> int:
     config = ctx.config()
-    meshes = ctx.meshes(config, all_by_default=True) if config.meshes else []
+    account = account_summary()
+    # Neither signed in nor joined: nothing to say but how to start (ctx.meshes says it).
+    wants_meshes = config.meshes or (account is None and not getattr(ctx.args, "account", False))
+    meshes = ctx.meshes(config, all_by_default=True) if wants_meshes else []
     records = [{"slug": m.slug, "meshId": m.mesh_id, "memberId": m.member_id, "pubkey": m.pubkey,
                 "brokerUrl": m.broker_url, "memberName": m.member_name, "displayName": session_name(config, m)}
                for m in meshes]
-    account = account_summary()
     if ctx.out.as_json:
         document = records[0] if getattr(ctx.args, "mesh", None) else records
         if getattr(ctx.args, "account", False):
