@@ -23,6 +23,12 @@ scenarios:
   steady  --peers P senders each send --rate msgs/s for --duration s (scheduled; every roster peer receives)
   idle    --connections K connections that only hello and stay, spread evenly over the roster's meshes and
           members (members reused when K exceeds the roster); server RSS per connection
+  connect the same, with --connect-concurrency 200 by default: hellos/s and the CPU of one hello
+
+burst --paced sends the way the reference CLI and load test do: each envelope encrypted as it is sent, a 1 ms
+pause after every 100 sends, connects in batches of --connect-concurrency (20), plain v0.1 hellos (no deliveryAck).
+Every run reports the broker's, Postgres's and Redis's CPU per delivered message (cpu_ms_per_msg, from /proc; the
+services' figures count every postgres and redis-server process on the machine).
 
 Several --url values (comma-separated, e.g. two broker workers) spread peers round-robin across them.
 Exit status: 0 when every planned message was delivered exactly once (idle: every connection accepted),
@@ -33,7 +39,7 @@ Exit status: 0 when every planned message was delivered exactly once (idle: ever
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenario", choices=("burst", "steady", "idle"))
+    parser.add_argument("scenario", choices=("burst", "steady", "idle", "connect"))
     parser.add_argument("--roster", required=True, help="roster JSON file (from manage.py bench_roster)")
     parser.add_argument("--url", default=None,
                         help="broker WebSocket URL(s), comma-separated (default: the roster's brokerUrl)")
@@ -50,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds from the first send until the run is declared timed out (default 120)")
     parser.add_argument("--grace", type=float, default=0.5,
                         help="seconds to keep listening for duplicates after the last delivery (default 0.5)")
-    parser.add_argument("--connect-concurrency", type=int, default=20, help="simultaneous handshakes (default 20)")
+    parser.add_argument("--connect-concurrency", type=int, default=None,
+                        help="simultaneous handshakes (default 20; connect: 200)")
+    parser.add_argument("--paced", action="store_true", help="burst/steady: pace like the reference (see above)")
     parser.add_argument("--hello-timeout", type=float, default=10.0, help="seconds to wait for each hello_ack")
     parser.add_argument("--size", type=int, default=64, help="plaintext bytes per message (default 64)")
     parser.add_argument("--seed", type=int, default=1, help="seed for the random choice of recipients")
@@ -73,10 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--url is required (the roster has no brokerUrl)")
     urls = [u.strip() for u in url_text.split(",") if u.strip()]
     opts = RunOptions(urls=urls, pids=parse_pids(args.pids), procs=args.procs, timeout=args.timeout,
-                      grace=args.grace, connect_concurrency=args.connect_concurrency,
+                      grace=args.grace,
+                      connect_concurrency=args.connect_concurrency or (200 if args.scenario == "connect" else 20),
                       hello_timeout=args.hello_timeout, want_delivery_ack=not args.no_delivery_ack,
                       client_message_id=not args.no_client_message_id, size=args.size, seed=args.seed,
-                      progress=not args.quiet, profile_dir=args.profile)
+                      progress=not args.quiet, profile_dir=args.profile, paced=args.paced)
     size = len(roster.members)
     smallest_mesh = min(sum(1 for m in roster.members if m.mesh_id == mesh) for mesh in roster.mesh_ids)
     if args.scenario in ("burst", "steady") and smallest_mesh < 2:
@@ -91,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                                          msgs_per_sender=max(1, round(args.rate * args.duration)),
                                          interval=1.0 / args.rate))
     else:
-        report = asyncio.run(run_idle(roster, opts, connections=args.connections or size, hold=args.hold))
+        report = asyncio.run(run_idle(roster, opts, connections=args.connections or size, hold=args.hold,
+                                      scenario=args.scenario))
     print(json.dumps(report, sort_keys=True) if args.json else format_table(report))
     return 0 if report.get("ok") else 1

@@ -35,6 +35,7 @@ class GroupConfig:
     connect_concurrency: int = 20
     hello_timeout: float = 10.0
     want_delivery_ack: bool = True
+    paced: bool = False
 
 
 def own_cpu_seconds() -> float:
@@ -46,7 +47,7 @@ def _make_group(config: GroupConfig, sink) -> tuple[PeerGroup, dict]:
     roster = Roster.from_dict(config.roster)
     group = PeerGroup(roster, config.indices, config.urls, sink, run_tag=config.run_tag,
                       connect_concurrency=config.connect_concurrency, hello_timeout=config.hello_timeout,
-                      want_delivery_ack=config.want_delivery_ack)
+                      want_delivery_ack=config.want_delivery_ack, paced=config.paced)
     plan = build_plan(roster, config.spec, only=config.indices) if config.spec else {}
     return group, plan
 

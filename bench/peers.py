@@ -21,6 +21,8 @@ from protocol.hello import hello_frame
 
 # A push_ack frame carries many 32-char ids; stay far below the broker's 64 KiB frame limit.
 PUSH_ACK_BATCH = 500
+# Paced sending, as the reference CLI and load test do: a 1 ms pause after every PACED_EVERY sends.
+PACED_EVERY = 100
 # Broker events (never push_acked, never counted) recognised before json.loads; both common separators.
 SYSTEM_MARKER = '"subtype":"system"'
 SYSTEM_MARKER_SPACED = '"subtype": "system"'
@@ -49,14 +51,15 @@ class Peer:
     """A roster member's connection. Events go to `sink` (a Ledger, or a batching pipe in a child process)."""
 
     def __init__(self, index: int, member: RosterMember, mesh_id: str, url: str, session_id: str, sink,
-                 want_delivery_ack: bool = True) -> None:
+                 want_delivery_ack: bool = True, plain_hello: bool = False) -> None:
         self.index = index
         self.member = member
         self.mesh_id = mesh_id
         self.url = url
         self.session_id = session_id
         self.sink = sink
-        self.want_delivery_ack = want_delivery_ack
+        self.want_delivery_ack = want_delivery_ack and not plain_hello
+        self.plain_hello = plain_hello  # v0.1's hello: no peerType, channel or deliveryAck
         self.delivery_ack = False  # set from hello_ack: push_ack only when the broker supports it
         self.ws: ClientConnection | None = None
         self.closing = False
@@ -73,11 +76,13 @@ class Peer:
                                 close_timeout=2, max_size=2**20, max_queue=None)
         self._hello = asyncio.get_running_loop().create_future()
         self._reader = asyncio.create_task(self._read())
+        extras = {} if self.plain_hello else {
+            "peerType": "ai", "channel": "bench", "deliveryAck": True if self.want_delivery_ack else None,
+        }  # fmt: skip
         hello = hello_frame(
             mesh_id=self.mesh_id, member_id=self.member.member_id, pubkey=self.member.pubkey,
             secret_hex=self.member.secret_key, session_id=self.session_id, pid=os.getpid(), cwd="/bench",
-            timestamp=_unique_stamp(self.member.member_id),
-            peerType="ai", channel="bench", deliveryAck=True if self.want_delivery_ack else None,
+            timestamp=_unique_stamp(self.member.member_id), **extras,
         )
         await self.ws.send(json.dumps(hello))
         await asyncio.wait_for(asyncio.shield(self._hello), timeout)
@@ -173,8 +178,9 @@ class Peer:
                     return
 
 
-# A send plan: for each sending peer index, its pre-serialised frames as (client id, frame text).
-SendPlan = dict[int, list[tuple[str, str]]]
+# A send plan: for each sending peer index, its frames as (client id, frame text), or (client id, a callable that
+# encrypts and serialises the frame when it is sent) in paced runs.
+SendPlan = dict[int, list[tuple[str, str | Callable[[], str]]]]
 
 
 class PeerGroup:
@@ -182,8 +188,9 @@ class PeerGroup:
 
     def __init__(self, roster: Roster, indices: Sequence[int], urls: Sequence[str], sink, *, run_tag: str,
                  connect_concurrency: int = 20, hello_timeout: float = 10.0, want_delivery_ack: bool = True,
-                 member_for: Callable[[int], RosterMember] | None = None) -> None:
+                 member_for: Callable[[int], RosterMember] | None = None, paced: bool = False) -> None:
         self.sink = sink
+        self.paced = paced  # connects in batches, v0.1 hellos, sends encrypted inline with a pause every 100
         self.connect_concurrency = connect_concurrency
         self.hello_timeout = hello_timeout
         member_for = member_for or (lambda i: roster.members[i % len(roster.members)])
@@ -193,7 +200,7 @@ class PeerGroup:
         for i in indices:
             member = member_for(i)
             self.peers[i] = Peer(i, member, member.mesh_id, urls[i % len(urls)], f"bench-{run_tag}-{i}", sink,
-                                 want_delivery_ack)
+                                 want_delivery_ack, plain_hello=paced)
         self.failures: Counter[str] = Counter()
 
     async def connect_all(self) -> tuple[int, Counter[str]]:
@@ -213,8 +220,13 @@ class PeerGroup:
                 await peer.close()
                 return False
 
-        results = await asyncio.gather(*(one(p) for p in self.peers.values()))
-        return sum(results), self.failures
+        peers = list(self.peers.values())
+        if not self.paced:
+            return sum(await asyncio.gather(*(one(p) for p in peers))), self.failures
+        ok = 0  # paced: a batch of `connect_concurrency` at a time, each batch complete before the next
+        for start in range(0, len(peers), self.connect_concurrency):
+            ok += sum(await asyncio.gather(*(one(p) for p in peers[start:start + self.connect_concurrency])))
+        return ok, self.failures
 
     @property
     def delivery_ack(self) -> bool:
@@ -241,15 +253,21 @@ class PeerGroup:
     async def _burst(self, plan: SendPlan) -> None:
         on_send = self.sink.on_send
         rounds = max((len(f) for f in plan.values()), default=0)
+        sends = 0
         for k in range(rounds):
             for i, frames in plan.items():
                 if k < len(frames):
                     client_id, frame = frames[k]
+                    if callable(frame):
+                        frame = frame()
                     on_send(client_id, time.monotonic())
                     try:
                         await self.peers[i].send(frame)
                     except websockets.ConnectionClosed:
                         self.sink.on_error("send_on_closed_socket")
+                    sends += 1
+                    if self.paced and sends % PACED_EVERY == 0:
+                        await asyncio.sleep(0.001)
             await asyncio.sleep(0)
 
     async def _steady(self, index: int, frames: list[tuple[str, str]], first_due: float, interval: float) -> None:
@@ -259,6 +277,8 @@ class PeerGroup:
             wait = due - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
+            if callable(frame):
+                frame = frame()
             now = time.monotonic()
             self.sink.on_send(client_id, now, now - due)
             try:

@@ -6,6 +6,7 @@ import json
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from bench.peers import SendPlan
 from bench.roster import Roster
@@ -24,6 +25,7 @@ class PlanSpec:
     size: int = 64
     priority: str = "now"
     client_message_id: bool = True
+    paced: bool = False  # encrypt each envelope as it is sent (like the reference CLI), not before the clock starts
 
     @property
     def planned_sends(self) -> int:
@@ -50,15 +52,19 @@ def build_plan(roster: Roster, spec: PlanSpec, only: Iterable[int] | None = None
         frames = []
         for n in range(spec.msgs_per_sender):
             target = roster.members[rng.choice(others)]
-            text = f"bench {spec.run_tag} {sender}-{n} ".encode()
-            plaintext = text + b"x" * max(0, spec.size - len(text))
-            nonce, ciphertext = box_encrypt(plaintext, recipient_ed25519_hex=target.pubkey,
-                                            sender_secret_hex=me.secret_key)
             client_id = f"{sender}-{n}"
-            frame = {"type": "send", "id": client_id, "targetSpec": target.pubkey, "priority": spec.priority,
-                     "nonce": nonce, "ciphertext": ciphertext}
-            if spec.client_message_id:
-                frame["clientMessageId"] = f"b{spec.run_tag}.{sender}.{n}"
-            frames.append((client_id, json.dumps(frame)))
+            make = partial(_send_frame, spec, me.secret_key, target.pubkey, sender, n)
+            frames.append((client_id, make if spec.paced else make()))
         plan[sender] = frames
     return plan
+
+
+def _send_frame(spec: PlanSpec, secret_key: str, target_pubkey: str, sender: int, n: int) -> str:
+    text = f"bench {spec.run_tag} {sender}-{n} ".encode()
+    plaintext = text + b"x" * max(0, spec.size - len(text))
+    nonce, ciphertext = box_encrypt(plaintext, recipient_ed25519_hex=target_pubkey, sender_secret_hex=secret_key)
+    frame = {"type": "send", "id": f"{sender}-{n}", "targetSpec": target_pubkey, "priority": spec.priority,
+             "nonce": nonce, "ciphertext": ciphertext}
+    if spec.client_message_id:
+        frame["clientMessageId"] = f"b{spec.run_tag}.{sender}.{n}"
+    return json.dumps(frame)

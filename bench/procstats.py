@@ -60,6 +60,9 @@ class ServerSampler:
     def _cpu(self) -> float:
         return sum(cpu_seconds(pid) for pid in self.pids)
 
+    def cpu_now(self) -> float:
+        return self._cpu()
+
     def _sample(self) -> None:
         try:
             self.peak_rss_kib = max(self.peak_rss_kib, total_rss_kib(self.pids))
@@ -107,3 +110,61 @@ class ServerSampler:
         if self.errors:
             result["errors"] = self.errors
         return result
+
+
+SERVICE_NAMES = {"postgres": "postgres", "redis": "redis-server"}
+
+
+def pids_named(comm: str) -> list[int]:
+    """Every process whose command name is `comm` (Postgres: the postmaster, its backends and helpers)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm", encoding="utf-8", errors="replace") as handle:
+                if handle.read().strip() == comm:
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def _cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    cpu = {}
+    for pid in pids:
+        try:
+            cpu[pid] = cpu_seconds(pid)
+        except OSError:  # exited meanwhile
+            continue
+    return cpu
+
+
+class ServiceCpu:
+    """CPU seconds Postgres and Redis (every process of theirs on this machine) spent between start() and stop():
+    what a message costs the services besides the broker. A backend that starts during the run counts whole; one
+    that exits during it loses what it spent since start()."""
+
+    def __init__(self) -> None:
+        self._before: dict[str, dict[int, float]] = {}
+
+    def start(self) -> None:
+        self._before = {name: _cpu_by_pid(pids_named(comm)) for name, comm in SERVICE_NAMES.items()}
+
+    def stop(self) -> dict[str, float]:
+        spent = {}
+        for name, comm in SERVICE_NAMES.items():
+            before = self._before.get(name, {})
+            now = _cpu_by_pid(pids_named(comm))
+            spent[f"{name}_cpu_s"] = round(sum(cpu - before.get(pid, 0.0) for pid, cpu in now.items()), 2)
+        return spent
+
+
+def cost_per_message(*, broker_cpu_s: float | None, services: dict[str, float], messages: int) -> dict[str, float]:
+    """Milliseconds of CPU per message (or per delivery, or per hello: whatever `messages` counts)."""
+    if not messages:
+        return {}
+    costs = {"postgres_ms": services.get("postgres_cpu_s", 0.0), "redis_ms": services.get("redis_cpu_s", 0.0)}
+    if broker_cpu_s is not None:
+        costs["broker_ms"] = broker_cpu_s
+    return {key: round(seconds * 1000 / messages, 3) for key, seconds in costs.items()}

@@ -68,7 +68,7 @@ def format_table(report: dict) -> str:
         ("connections", f"{report.get('connections_ok')} ok / {report.get('connections_failed')} failed "
                         f"in {_fmt(report.get('connect_s'), ' s')}"),
     ]
-    if report.get("scenario") != "idle":
+    if report.get("scenario") not in ("idle", "connect"):
         rows += [
             ("sent", _fmt(report.get("sent"))),
             ("accepted", _fmt(report.get("accepted"))),
@@ -98,7 +98,11 @@ def format_table(report: dict) -> str:
             ("server CPU s", _fmt(server.get("cpu_s"))),
             ("server peak RSS MiB", f"{_fmt(server.get('peak_rss_mb'))} (VmHWM {_fmt(server.get('vmhwm_mb'))})"),
         ]
-        if report.get("scenario") == "idle":
+        costs = report.get("cpu_ms_per_msg") or report.get("cpu_ms_per_hello") or {}
+        if costs:
+            unit = "hello" if "cpu_ms_per_hello" in report else "delivered message"
+            rows.append((f"CPU ms per {unit}", " | ".join(f"{k[:-3]} {_fmt(v)}" for k, v in sorted(costs.items()))))
+        if report.get("scenario") in ("idle", "connect"):
             rows += [
                 ("server RSS before/after MiB", f"{_fmt(server.get('rss_before_mb'))} / "
                                                 f"{_fmt(server.get('rss_after_mb'))}"),

@@ -14,7 +14,7 @@ from bench.groups import GroupConfig, LocalGroup, RemoteGroup, own_cpu_seconds
 from bench.ledger import Ledger
 from bench.peers import PeerGroup
 from bench.plans import PlanSpec
-from bench.procstats import ServerSampler
+from bench.procstats import ServerSampler, ServiceCpu, cost_per_message
 from bench.profiling import Profiler
 from bench.report import delivered_pct, latency_summary, rate_per_s
 from bench.roster import Roster
@@ -38,6 +38,7 @@ class RunOptions:
     seed: int = 1
     progress: bool = True
     profile_dir: str | None = None
+    paced: bool = False
 
 
 def raise_fd_limit(needed: int) -> None:
@@ -87,7 +88,8 @@ def _make_groups(roster: Roster, opts: RunOptions, spec: PlanSpec, ledger: Ledge
     for chunk in _split(list(spec.recipients), max(1, opts.procs)):
         config = GroupConfig(roster=roster.to_dict(), indices=chunk, urls=opts.urls, run_tag=spec.run_tag, spec=spec,
                              interval=interval, offsets=offsets, connect_concurrency=opts.connect_concurrency,
-                             hello_timeout=opts.hello_timeout, want_delivery_ack=opts.want_delivery_ack)
+                             hello_timeout=opts.hello_timeout, want_delivery_ack=opts.want_delivery_ack,
+                             paced=opts.paced)
         groups.append(LocalGroup(config, ledger) if opts.procs <= 1 else RemoteGroup(config, ledger))
     return groups
 
@@ -135,7 +137,7 @@ async def run_traffic(scenario: str, roster: Roster, opts: RunOptions, *, sender
     everyone = tuple(range(len(roster.members)))
     spec = PlanSpec(senders=tuple(senders), recipients=everyone, msgs_per_sender=msgs_per_sender,
                     run_tag=secrets.token_hex(4), seed=opts.seed, size=opts.size,
-                    client_message_id=opts.client_message_id)
+                    client_message_id=opts.client_message_id, paced=opts.paced)
     raise_fd_limit(len(everyone))
     ledger = Ledger(planned_sends=spec.planned_sends)
     progress = Progress(opts.progress, scenario)
@@ -156,19 +158,23 @@ async def run_traffic(scenario: str, roster: Roster, opts: RunOptions, *, sender
     }
     if interval is not None:
         report["rate_per_peer"] = round(1 / interval, 3)
-    timed_out, server = False, {}
+    if opts.paced:
+        report["paced"] = True
+    timed_out, server, services = False, {}, ServiceCpu()
     cpu_before = own_cpu_seconds()
     if ok == len(everyone):
         sampler = ServerSampler(opts.pids)
         profiler = Profiler(opts.profile_dir, opts.pids, max_seconds=opts.timeout + 60)
         await profiler.start()  # after connecting: the profile covers the measured phase only
         sampler.start()
+        services.start()
         start_at = time.monotonic() + START_DELAY
         for group in groups:
             await group.start(start_at)
         timed_out = await _wait_for_deliveries(ledger, opts, start_at, progress)
         progress.show(f"sent {ledger.sent} acked {ledger.acked} delivered {ledger.delivered}", force=True)
         server = await sampler.stop()
+        server.update(services.stop())
         profile_files = await profiler.stop()
         if profile_files:
             report["profile"] = profile_files
@@ -187,12 +193,15 @@ async def run_traffic(scenario: str, roster: Roster, opts: RunOptions, *, sender
     })
     if interval is not None:
         report["send_lag_ms"] = latency_summary(ledger.send_lag)
+    report["cpu_ms_per_msg"] = cost_per_message(broker_cpu_s=server.get("cpu_s"), services=server,
+                                                messages=ledger.delivered)
     report["ok"] = not timed_out and report["delivered"] == spec.planned_sends and report["duplicates"] == 0
     return report
 
 
-async def run_idle(roster: Roster, opts: RunOptions, *, connections: int, hold: float) -> dict:
-    """K connections that only say hello and stay; the server's RSS growth per connection."""
+async def run_idle(roster: Roster, opts: RunOptions, *, connections: int, hold: float, scenario: str = "idle") -> dict:
+    """K connections that only say hello and stay: hellos/s, the CPU of a hello, the server's RSS growth per
+    connection (`connect` is the same run with many handshakes at once)."""
     raise_fd_limit(connections)
     ledger = Ledger()
     run_tag = secrets.token_hex(4)
@@ -202,10 +211,11 @@ async def run_idle(roster: Roster, opts: RunOptions, *, connections: int, hold: 
     group = PeerGroup(roster, range(connections), opts.urls, ledger, run_tag=run_tag,
                       connect_concurrency=opts.connect_concurrency, hello_timeout=opts.hello_timeout,
                       want_delivery_ack=opts.want_delivery_ack, member_for=lambda i: order[i % len(order)])
-    progress = Progress(opts.progress, "idle")
+    progress = Progress(opts.progress, scenario)
     loadavg = round(os.getloadavg()[0], 2)
-    sampler = ServerSampler(opts.pids)
+    sampler, services = ServerSampler(opts.pids), ServiceCpu()
     sampler.start()
+    services.start()
     progress.show(f"opening {connections} connections", force=True)
     started = time.monotonic()
     timed_out = False
@@ -216,6 +226,8 @@ async def run_idle(roster: Roster, opts: RunOptions, *, connections: int, hold: 
         ok = sum(1 for peer in group.peers.values() if peer.ready)
         failures = group.failures
     connect_s = time.monotonic() - started
+    connect_cpu = sampler.cpu_now() - sampler.cpu_start if opts.pids else None
+    connect_services = services.stop()
     progress.show(f"{ok}/{connections} connected; holding {hold:.1f}s", force=True)
     await asyncio.sleep(hold)  # let the server settle (allocations, presence writes) before measuring
     server = await sampler.stop()
@@ -225,8 +237,11 @@ async def run_idle(roster: Roster, opts: RunOptions, *, connections: int, hold: 
         ledger.on_error(reason, count)
     if server and ok:
         server["rss_per_conn_kb"] = round((server["rss_after_mb"] - server["rss_before_mb"]) * 1024 / ok, 1)
+        server["connect_cpu_s"] = round(connect_cpu, 2)
+    server.update(connect_services)
     return {
-        "scenario": "idle", "urls": opts.urls, "meshes": len(roster.mesh_ids), "connections": connections,
+        "cpu_ms_per_hello": cost_per_message(broker_cpu_s=connect_cpu, services=connect_services, messages=ok),
+        "scenario": scenario, "urls": opts.urls, "meshes": len(roster.mesh_ids), "connections": connections,
         "connections_ok": ok,
         "connections_failed": connections - ok, "connect_s": round(connect_s, 2),
         "connections_per_s": round(ok / connect_s, 1) if connect_s > 0 else None,

@@ -30,10 +30,11 @@ PIPELINE = 200  # sends in flight per sender
 BODY = "Q01TMQ" + "A" * 1600  # about the base64 size of a CMS1 message carrying 1 KiB of text
 
 
-async def open_peer(url: str, mesh_id: str, member, name: str):
+async def open_peer(url: str, mesh_id: str, member, name: str, **fields):
+    """A connection that has said hello (`fields`: more hello fields in wire spelling, e.g. groups)."""
     ws = await connect(url, max_size=2**24, ping_interval=None, compression=None)
     frame = hello_frame(mesh_id=mesh_id, member_id=member.member_id, pubkey=member.pubkey, secret_hex=member.secret_key,
-                        session_id=f"bench-{name}", pid=0, cwd="/bench", displayName=name)
+                        session_id=f"bench-{name}", pid=0, cwd="/bench", displayName=name, **fields)
     await ws.send(json.dumps(frame))
     while True:
         reply = json.loads(await ws.recv())

@@ -9,10 +9,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 from channels.db import database_sync_to_async
+
+from broker.dbthread import DbThread
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -29,7 +30,7 @@ class Batcher(Generic[T]):
         window: float,
         flush_fn: Callable[[list[T]], Any],
         done_fn: Callable[[list[T], Any, BaseException | None], Awaitable[None]],
-        executor: ThreadPoolExecutor | None = None,
+        thread: DbThread | None = None,
         prepare: Callable[[list[T]], Awaitable[list[T]]] | None = None,
         pipeline: bool = False,
         share: tuple[Callable[[T], Any], int] | None = None,
@@ -40,12 +41,10 @@ class Batcher(Generic[T]):
         self._pipeline = pipeline
         self._completing: asyncio.Task | None = None
         self._prepare = prepare  # on the loop, before the flush: may answer and drop items
-        # With an executor the batcher has its own thread (and DB connection), so sends, delivery marks and
-        # drains do not queue behind each other on Django's single shared thread.
+        # With its own thread (and DB connection) the batcher's sends, delivery marks and drains do not queue
+        # behind each other on Django's single shared thread (SQLite keeps them there: one writer).
         self._flush_fn = (
-            database_sync_to_async(flush_fn, thread_sensitive=False, executor=executor)
-            if executor is not None
-            else database_sync_to_async(flush_fn)
+            database_sync_to_async(flush_fn) if thread is None else lambda items: thread.run(flush_fn, items)
         )
         self._done_fn = done_fn
         # (key, most items per key in one batch): one source cannot fill a batch; its other items, still in

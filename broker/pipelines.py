@@ -7,13 +7,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 
 from django.db import IntegrityError
 
 from broker import conf, metrics, wire
 from broker.batcher import Batcher
 from broker.connection import Connection
+from broker.dbthread import DbThread
 from broker.fanout import Fanout
 from broker.inflight import InflightLedger
 from broker.layer import DeliverItem
@@ -36,7 +36,7 @@ class SendPipeline:
         fanout: Fanout,
         buckets: TokenBuckets,
         shared_buckets: SharedTokenBuckets | None,
-        executor: ThreadPoolExecutor | None,
+        thread: DbThread | None,
     ) -> None:
         self.registry = registry
         self.fanout = fanout
@@ -46,7 +46,7 @@ class SendPipeline:
             window=conf.batch_seconds(),
             flush_fn=self._flush,
             done_fn=self._done,
-            executor=executor,
+            thread=thread,
             prepare=self._rate_limit,
             pipeline=True,
             share=(lambda entry: id(entry[0]), conf.batch_share_per_connection()),
@@ -145,10 +145,10 @@ class SendPipeline:
 
 
 class MarkPipeline:
-    def __init__(self, *, inflight: InflightLedger, executor: ThreadPoolExecutor | None) -> None:
+    def __init__(self, *, inflight: InflightLedger, thread: DbThread | None) -> None:
         self.inflight = inflight
         self.batcher: Batcher[DeliveredMark] = Batcher(
-            window=conf.batch_seconds(), flush_fn=self._flush, done_fn=self._done, executor=executor
+            window=conf.batch_seconds(), flush_fn=self._flush, done_fn=self._done, thread=thread
         )
 
     def written(self, conn: Connection, message_ids: tuple[str, ...]) -> None:

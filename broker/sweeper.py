@@ -163,7 +163,9 @@ class Sweeper:
         now = time.monotonic()
         if now - self._last_retention > RETENTION_EVERY_SECONDS:
             self._last_retention = now
-            await db(deliveries.messages_expire)()
+            # A batch per hop: the shared DB thread serves drains and hellos between batches.
+            while await db(deliveries.messages_expire)(max_batches=1) == deliveries.RETENTION_BATCH:
+                pass
 
     async def expire_files(self) -> None:
         now = time.monotonic()

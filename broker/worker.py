@@ -9,15 +9,14 @@ import asyncio
 import logging
 import sys
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import connections
 
 from broker import conf
 from broker.closing import ClosePath
 from broker.connection import Connection, ConnectionHooks
+from broker.dbthread import DbThread
 from broker.fanout import Fanout
 from broker.inflight import InflightLedger
 from broker.layer import WorkerLayer
@@ -48,18 +47,18 @@ class Worker:
         self.send_buckets = TokenBuckets(burst=burst, per_minute=per_min)
         self.shared_send_buckets = _shared_buckets(self.layer, self.send_buckets, burst, per_min)
         # Postgres takes concurrent writers; SQLite (one writer) keeps everything on Django's shared DB thread.
-        self.executors: list[ThreadPoolExecutor] = []
+        self.db_threads: list[DbThread] = []
         if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
-            self.executors = [ThreadPoolExecutor(1, thread_name_prefix=f"broker-{n}") for n in ("sends", "marks")]
-        send_executor, mark_executor = (self.executors + [None, None])[:2]
+            self.db_threads = [DbThread(f"broker-{n}") for n in ("sends", "marks")]
+        send_thread, mark_thread = (self.db_threads + [None, None])[:2]
         self.sends = SendPipeline(
             registry=self.registry,
             fanout=self.fanout,
             buckets=self.send_buckets,
             shared_buckets=self.shared_send_buckets,
-            executor=send_executor,
+            thread=send_thread,
         )
-        self.marks = MarkPipeline(inflight=self.inflight, executor=mark_executor)
+        self.marks = MarkPipeline(inflight=self.inflight, thread=mark_thread)
         self.scheduler = Scheduler(sends=self.sends)
         self.closes = ClosePath(registry=self.registry, marks=self.marks.batcher, fanout=self.fanout)
         self.sweeper = Sweeper(
@@ -71,7 +70,9 @@ class Worker:
             buckets=self.send_buckets,
             backlog_seconds=lambda: max(self.sends.batcher.backlog_seconds(), self.marks.batcher.backlog_seconds()),
         )
-        self.hooks = ConnectionHooks(written=self.marks.written, acknowledged=self.marks.acknowledged, closed=self.closes.closed)
+        self.hooks = ConnectionHooks(
+            written=self.marks.written, acknowledged=self.marks.acknowledged, closed=self.closes.closed
+        )
         self.sockets: weakref.WeakSet[Connection] = weakref.WeakSet()  # every open socket, said hello or not
         self._tasks: list[asyncio.Task] = []
         self._started = False
@@ -106,7 +107,9 @@ class Worker:
     async def shutdown(self, *, timeout: float = SHUTDOWN_CLOSE_SECONDS) -> None:
         """The process is going away: every socket hears 1001 `shutting down` (so its client reconnects at once,
         to another worker) and its presence is closed on the way out, state saved and rows released."""
-        closing = [asyncio.ensure_future(conn.close(1001, "shutting down")) for conn in list(self.sockets) if not conn.closed]
+        closing = [
+            asyncio.ensure_future(conn.close(1001, "shutting down")) for conn in list(self.sockets) if not conn.closed
+        ]
         if closing:
             _, late = await asyncio.wait(closing, timeout=timeout)
             if late:
@@ -127,9 +130,8 @@ class Worker:
         await self.marks.batcher.drain()
         if self.shared_send_buckets is not None:
             await self.shared_send_buckets.close()
-        for executor in self.executors:  # their DB connections must not outlive the worker
-            await asyncio.get_running_loop().run_in_executor(executor, connections.close_all)
-            executor.shutdown(wait=False)
+        for thread in self.db_threads:
+            await thread.close()
 
 
 def _shared_buckets(layer: WorkerLayer, local: TokenBuckets, burst: int, per_min: int) -> SharedTokenBuckets | None:

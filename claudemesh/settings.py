@@ -149,6 +149,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channels and cache ---------------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# The channel layer may be sharded over several Redis servers (channels-redis hashes channels and groups over
+# its hosts); the cache and the shared rate limits stay on REDIS_URL.
+CHANNEL_LAYER_REDIS_URLS = [url.strip() for url in os.environ.get("CHANNEL_LAYER_REDIS_URLS", REDIS_URL).split(",") if url.strip()]
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -156,7 +159,9 @@ if REDIS_URL:
             "CONFIG": {
                 # The worker's receive is a blocking BZPOPMIN of up to 5 s (channels-redis' brpop_timeout); redis-py's
                 # default socket timeout is also 5 s, so an idle worker's read timed out every time and logged it.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
+                "hosts": [
+                    {"address": url, "socket_timeout": 15, "socket_connect_timeout": 5} for url in CHANNEL_LAYER_REDIS_URLS
+                ],
                 "capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000),
                 "expiry": env_int("CHANNEL_LAYER_EXPIRY", 60),
                 "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "claudemesh"),

@@ -6,6 +6,7 @@ forward, or back to pending when their claimer is gone.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -69,13 +70,18 @@ def deliveries_claim(*, presence_id: str, member_id: str, keys: list[str]) -> li
     undelivered().filter(pk__in=ids, state=DeliveryState.PENDING).update(
         state=DeliveryState.IN_FLIGHT, claimed_by=presence_id, claimed_at=now
     )
-    rows = Message.objects.filter(deliveries__id__in=ids, deliveries__claimed_by=presence_id).order_by("created_at", "id")
-    allowed = _allowed_by_grants(list(rows.distinct()), grants=presence["member__peer_grants"], member_id=member_id,
-                                 claimed_ids=ids)
+    rows = Message.objects.filter(deliveries__id__in=ids, deliveries__claimed_by=presence_id).order_by(
+        "created_at", "id"
+    )
+    allowed = _allowed_by_grants(
+        list(rows.distinct()), grants=presence["member__peer_grants"], member_id=member_id, claimed_ids=ids
+    )
     return [wire.message_push(m) for m in allowed]
 
 
-def _allowed_by_grants(messages: list[Message], *, grants: Any, member_id: str, claimed_ids: list[int]) -> list[Message]:
+def _allowed_by_grants(
+    messages: list[Message], *, grants: Any, member_id: str, claimed_ids: list[int]
+) -> list[Message]:
     """[PY] §10 item 6: a drain applies the recipient's grants as they are now (a sender blocked after its
     message was queued is blocked for it too). A refused row is dropped, as a live push would have been."""
     if not grants:
@@ -85,9 +91,14 @@ def _allowed_by_grants(messages: list[Message], *, grants: Any, member_id: str, 
     allowed, refused = [], []
     for message in messages:
         capability = message_capability(target_spec=message.target_spec, subtype=message.subtype)
-        if capability is None or message.sender_member_id == member_id or vocabulary.grants_allow(
-            grants, sender_keys=(member_keys.get(message.sender_member_id), message.sender_session_pubkey),
-            capability=capability,
+        if (
+            capability is None
+            or message.sender_member_id == member_id
+            or vocabulary.grants_allow(
+                grants,
+                sender_keys=(member_keys.get(message.sender_member_id), message.sender_session_pubkey),
+                capability=capability,
+            )
         ):
             allowed.append(message)
         else:
@@ -98,10 +109,10 @@ def _allowed_by_grants(messages: list[Message], *, grants: Any, member_id: str, 
     return allowed
 
 
-@transaction.atomic
 def deliveries_mark_delivered(*, marks: list[DeliveredMark]) -> int:
-    """Mark a whole batch delivered: on Postgres two UPDATEs whatever the number of sockets in the batch (one
-    round trip per socket was most of a burst's mark time), elsewhere one UPDATE per socket."""
+    """Mark a whole batch delivered: on Postgres at most two UPDATEs whatever the number of sockets in the batch (one
+    round trip per socket was most of a burst's mark time), each its own transaction (marking is idempotent, so
+    the two need not commit together); elsewhere one UPDATE per socket in one transaction."""
     now = timezone.now()
     grouped: dict[tuple[str, bool], tuple[DeliveredMark, set[str]]] = {}
     for mark in marks:
@@ -118,20 +129,23 @@ def deliveries_mark_delivered(*, marks: list[DeliveredMark]) -> int:
                 by_ack.extend((message_id, mark.member_id, mark.keys) for message_id in message_ids)
         return mark_delivered_postgres(by_claim=by_claim, by_ack=by_ack, now=now)
     done = 0
-    for (presence_id, claimed), (mark, message_ids) in grouped.items():
-        rows = undelivered().filter(message_id__in=message_ids)
-        if claimed:
-            rows = rows.filter(claimed_by=presence_id)
-        else:
-            rows = rows.filter(_addressed_to(mark.member_id, list(mark.keys)))
-        done += rows.update(state=DeliveryState.DELIVERED, delivered_at=now)
+    with transaction.atomic():
+        for (presence_id, claimed), (mark, message_ids) in grouped.items():
+            rows = undelivered().filter(message_id__in=message_ids)
+            if claimed:
+                rows = rows.filter(claimed_by=presence_id)
+            else:
+                rows = rows.filter(_addressed_to(mark.member_id, list(mark.keys)))
+            done += rows.update(state=DeliveryState.DELIVERED, delivered_at=now)
     return done
 
 
 def deliveries_release(*, presence_id: str) -> int:
     """Unacknowledged rows of a closed connection go back to pending (re-sent on the next drain)."""
-    return undelivered().filter(state=DeliveryState.IN_FLIGHT, claimed_by=presence_id).update(
-        state=DeliveryState.PENDING, claimed_by=None, claimed_at=None
+    return (
+        undelivered()
+        .filter(state=DeliveryState.IN_FLIGHT, claimed_by=presence_id)
+        .update(state=DeliveryState.PENDING, claimed_by=None, claimed_at=None)
     )
 
 
@@ -184,9 +198,27 @@ def pending_recipients(*, worker_id: str) -> list[tuple[str, str | None]]:
     )
 
 
-def messages_expire() -> int:
+RETENTION_BATCH = 5000
+
+
+def messages_expire(*, batch_size: int = RETENTION_BATCH, max_batches: int | None = None) -> int:
+    """Delete messages older than the retention with their delivery rows, oldest first, one short transaction per
+    batch: no lock is held for long and sends go on between batches (one DELETE of a week of a busy mesh's rows
+    would hold its locks and its memory for minutes). At most `max_batches` batches; returns how many went."""
     cutoff = timezone.now() - timedelta(days=conf.retention_days())
-    deleted, _ = Message.objects.filter(created_at__lt=cutoff).delete()
+    deleted = 0
+    for _ in range(max_batches) if max_batches is not None else itertools.count():
+        ids = list(
+            Message.objects.filter(created_at__lt=cutoff)
+            .order_by("created_at")
+            .values_list("id", flat=True)[:batch_size]
+        )
+        if not ids:
+            return deleted
+        with transaction.atomic():
+            Delivery.objects.filter(message_id__in=ids).delete()
+            Message.objects.filter(id__in=ids).only("id").delete()
+        deleted += len(ids)
     return deleted
 
 

@@ -10,19 +10,24 @@ from broker import conf
 from broker.models import BrokerWorker, Presence, Status, StatusSource
 
 
+def lease_cutoff(now: datetime) -> datetime:
+    """Live = not disconnected and last pinged after this (a dead worker's rows drop out after the lease)."""
+    return now - timedelta(seconds=conf.lease_seconds())
+
+
+def beat_cutoff(now: datetime) -> datetime:
+    """A worker that last beat before this is dead: its presences are ghosts until retired, never routed to."""
+    return now - timedelta(seconds=conf.worker_dead_seconds())
+
+
 def live_presences(*, now: datetime | None = None):
-    """Live = not disconnected and lease still fresh (a dead worker's rows drop out after the lease)."""
-    now = now or timezone.now()
-    return Presence.objects.filter(
-        disconnected_at=None, last_ping_at__gte=now - timedelta(seconds=conf.lease_seconds())
-    )
+    return Presence.objects.filter(disconnected_at=None, last_ping_at__gte=lease_cutoff(now or timezone.now()))
 
 
 def dead_worker_ids(*, now: datetime | None = None) -> frozenset[str]:
-    """Workers whose beat stopped: their presences are ghosts until retired, so nothing is routed to them."""
-    now = now or timezone.now()
-    stale = now - timedelta(seconds=conf.worker_dead_seconds())
-    return frozenset(BrokerWorker.objects.filter(beat_at__lt=stale).values_list("worker_id", flat=True))
+    return frozenset(
+        BrokerWorker.objects.filter(beat_at__lt=beat_cutoff(now or timezone.now())).values_list("worker_id", flat=True)
+    )
 
 
 def effective_status(*, status: str, source: str, updated_at: datetime, now: datetime | None = None) -> str:

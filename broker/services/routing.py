@@ -5,18 +5,15 @@ rows one send becomes. Pure of writes: `sending.messages_accept` inserts what th
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
-
 from broker.models import DeliveryState, PeerState, Presence, session_key
 from broker.services.bulk import DeliveryRow
-from broker.services.liveness import dead_worker_ids, effective_status, live_presences
-from meshes.models import Member
+from broker.services.liveness import effective_status
+from broker.services.routing_reads import live_presence_rows, member_rows
 from protocol import vocabulary
 from protocol.vocabulary import Priority, PushSubtype, Status, is_direct_target
 
@@ -25,11 +22,6 @@ BLOCKED = "blocked by recipient grants (sender lacks dm capability)"
 IDLE, NOW = Status.IDLE.value, Priority.NOW.value  # plain str: compared once per recipient
 REMINDER = PushSubtype.REMINDER.value
 WEBHOOK = PushSubtype.WEBHOOK.value
-MEMBER_FIELDS = ("id", "mesh_id", "pubkey", "peer_grants", "default_groups", "display_name")
-PRESENCE_FIELDS = (
-    "id", "mesh_id", "member_id", "session_id", "session_pubkey", "groups", "visible", "worker_id",
-    "status", "status_source", "status_updated_at", "channel",
-)  # fmt: skip
 ONE_SHOT_CHANNEL = "claudemesh-cli"  # our CLI's short connections: a member's DM goes to a long-lived session first
 # What a send did for one recipient member when it was accepted (the ack says it, docs/wire-extensions.md).
 LIVE, HELD, QUEUED, RECIPIENT_FULL = "live", "held", "queued", "queue_full"
@@ -96,7 +88,9 @@ def recipient_allows(member: dict[str, Any], item: SendInput) -> bool:
     """The recipient's grants let this send reach it (the one rule of every live, queued and drained path)."""
     capability = message_capability(target_spec=item.target_spec, subtype=item.subtype)
     return capability is None or vocabulary.grants_allow(
-        member["peer_grants"], sender_keys=(item.sender.member_pubkey, item.sender.session_pubkey), capability=capability
+        member["peer_grants"],
+        sender_keys=(item.sender.member_pubkey, item.sender.session_pubkey),
+        capability=capability,
     )
 
 
@@ -132,11 +126,7 @@ class RoutingContext:
     session_owner: dict[tuple[str, str], str] = field(default_factory=dict)
     live_by_member: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     live_by_session: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
-    dead_workers: frozenset[str] = frozenset()  # presences there are ghosts until retired: never pre-claimed
-
-    def __post_init__(self) -> None:
-        for rows in self.live.values():
-            self._index(rows)
+    dead_workers: set[str] = field(default_factory=set)  # presences there are ghosts until retired: never pre-claimed
 
     def _index(self, rows: Iterable[dict[str, Any]]) -> None:
         for p in rows:
@@ -145,10 +135,13 @@ class RoutingContext:
                 self.live_by_session.setdefault((p["mesh_id"], p["session_pubkey"]), []).append(p)
                 self.session_owner[(p["mesh_id"], p["session_pubkey"])] = p["member_id"]
 
-    def add_live(self, presences) -> None:
-        for mesh_id, rows in _live_by_mesh(presences).items():
-            self.live.setdefault(mesh_id, []).extend(rows)
-            self._index(rows)
+    def add_live(self, presences: list[dict[str, Any]]) -> None:
+        """Live connections, oldest first, as `routing_reads.live_presence_rows` returns them."""
+        for p in presences:
+            self.live.setdefault(p["mesh_id"], []).append(p)
+            if p["dead"]:
+                self.dead_workers.add(p["worker_id"])
+        self._index(presences)
 
     def add_members(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
@@ -178,51 +171,36 @@ def routing_context(*, inputs: list[SendInput], worker_id: str, now: datetime) -
     mesh_ids = {item.sender.mesh_id for item in inputs}
     targets = {item.target_spec for item in inputs}
     if all(is_direct_target(target) for target in targets):
-        ctx = _direct_context(inputs, mesh_ids, targets, worker_id, now)
-    else:
-        ctx = _multicast_context(inputs, mesh_ids, worker_id, now)
-    ctx.dead_workers = dead_worker_ids(now=now)
-    return ctx
+        return _direct_context(inputs, mesh_ids, targets, worker_id, now)
+    return _multicast_context(inputs, mesh_ids, worker_id, now)
 
 
 def _direct_context(inputs, mesh_ids: set[str], targets: set[str], worker_id: str, now: datetime) -> RoutingContext:
-    presences = live_presences(now=now).filter(mesh_id__in=mesh_ids)
-    presences = presences.filter(Q(member_pubkey__in=targets) | Q(session_pubkey__in=targets))
-    ctx = RoutingContext(now, worker_id, _live_by_mesh(presences), saved={})
+    ctx = RoutingContext(now, worker_id, {}, saved={})
+    ctx.add_live(live_presence_rows(now=now, mesh_ids=mesh_ids, pubkeys=targets))
     owners = set(ctx.live_by_member)  # the targets themselves, and the owners of targeted session keys
-    ctx.add_members(_mesh_members(mesh_ids).filter(Q(pubkey__in=targets) | Q(id__in=owners)).values(*MEMBER_FIELDS))
+    ctx.add_members(member_rows(mesh_ids=mesh_ids, pubkeys=targets, ids=owners))
     history = _session_history(ctx, inputs, mesh_ids)
     missing = {row["member_id"] for row in history} - ctx.members.keys()
     if missing:
-        ctx.add_members(_mesh_members(mesh_ids).filter(id__in=missing).values(*MEMBER_FIELDS))
+        ctx.add_members(member_rows(mesh_ids=mesh_ids, ids=missing))
     ctx.adopt_offline_sessions(history)
     if history:  # an ended session's message goes to its member's other live sessions: read them too
         owners = {row["member_id"] for row in history} - ctx.live_by_member.keys()
-        ctx.add_live(live_presences(now=now).filter(mesh_id__in=mesh_ids, member_id__in=owners))
+        ctx.add_live(live_presence_rows(now=now, mesh_ids=mesh_ids, member_ids=owners))
     return ctx
 
 
 def _multicast_context(inputs, mesh_ids: set[str], worker_id: str, now: datetime) -> RoutingContext:
-    presences = live_presences(now=now).filter(mesh_id__in=mesh_ids)
     saved = {
         row["member_id"]: row
         for row in PeerState.objects.filter(mesh_id__in=mesh_ids).values("member_id", "groups", "visible")
     }
-    ctx = RoutingContext(now, worker_id, _live_by_mesh(presences), saved=saved)
-    ctx.add_members(_mesh_members(mesh_ids).values(*MEMBER_FIELDS))
+    ctx = RoutingContext(now, worker_id, {}, saved=saved)
+    ctx.add_live(live_presence_rows(now=now, mesh_ids=mesh_ids))
+    ctx.add_members(member_rows(mesh_ids=mesh_ids))
     ctx.adopt_offline_sessions(_session_history(ctx, inputs, mesh_ids))
     return ctx
-
-
-def _live_by_mesh(presences) -> dict[str, list[dict[str, Any]]]:
-    live: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in presences.order_by("connected_at").values(*PRESENCE_FIELDS):
-        live[row["mesh_id"]].append(row)
-    return live
-
-
-def _mesh_members(mesh_ids: set[str]):
-    return Member.objects.filter(mesh_id__in=mesh_ids, revoked_at=None, pubkey__isnull=False)
 
 
 def _session_history(ctx: RoutingContext, inputs: list[SendInput], mesh_ids: set[str]) -> list[dict[str, Any]]:
@@ -261,9 +239,7 @@ def plan_direct(item: SendInput, ctx: RoutingContext, message_id: str, reach: Re
         if owner_id is None or (target == sender.session_pubkey and not reminder):
             raise SendRejected(NO_PEER, "no_recipient")
         member = ctx.members[owner_id]
-        candidates = [
-            p for p in ctx.live_by_session.get((sender.mesh_id, target), ()) if p["id"] != sender.presence_id
-        ]
+        candidates = [p for p in ctx.live_by_session.get((sender.mesh_id, target), ()) if p["id"] != sender.presence_id]
         if candidates:
             recipient_session = target
         else:
@@ -343,8 +319,10 @@ def plan_multicast(item: SendInput, ctx: RoutingContext, message_id: str, reach:
             deliveries.append(delivery)
     # Better than the reference: matching members who are offline get it when they come back.
     for member in ctx.members.values():
-        if member["mesh_id"] != sender.mesh_id or member["id"] in online_members or (
-            member["id"] == sender.member_id and not webhook
+        if (
+            member["mesh_id"] != sender.mesh_id
+            or member["id"] in online_members
+            or (member["id"] == sender.member_id and not webhook)
         ):
             continue
         saved = ctx.saved.get(member["id"])

@@ -9,7 +9,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from broker import conf, wire
@@ -99,10 +98,9 @@ class _Accepted:
     topic_id: str | None = None
 
 
-@transaction.atomic
 def messages_accept(*, inputs: list[SendInput], worker_id: str) -> list[SendOutcome]:
-    """Accept a batch of sends in one transaction: resolve recipients, cap what waits per recipient, insert
-    messages and deliveries."""
+    """Accept a batch of sends: resolve recipients, cap what waits per recipient, insert messages and deliveries in
+    one atomic write (the reads before it need no transaction: each statement sees what is committed anyway)."""
     now = timezone.now()
     ctx = routing_context(inputs=inputs, worker_id=worker_id, now=now)
     topics = topic_routes(inputs=inputs)
@@ -176,6 +174,7 @@ def _cap_waiting_rows(accepted: list[_Accepted]) -> None:
     """[PY] One sender may have at most BROKER_MAX_QUEUED_PER_RECIPIENT rows waiting (pending) for one member: a
     direct send past it is refused with a clear ack error; a multicast skips those members and its ack says how
     many (`queueFull`). Rows handed to a live connection are not waiting and do not count."""
+
     def waiting(entry: _Accepted):
         return [row for row in entry.rows if row.state == DeliveryState.PENDING]
 

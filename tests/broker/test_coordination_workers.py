@@ -20,6 +20,7 @@ from meshes.services.tasks import task_claim, task_create
 from tests.broker.test_multiworker import (  # noqa: F401  (fixtures)
     DATABASE_URL,
     REDIS_URL,
+    channel_layer_urls,
     cluster,
     e2e_database,
     wait_until,

@@ -9,6 +9,7 @@ import pytest
 from tests.broker.test_multiworker import (  # noqa: F401  (fixtures)
     DATABASE_URL,
     REDIS_URL,
+    channel_layer_urls,
     cluster,
     e2e_database,
     wait_until,

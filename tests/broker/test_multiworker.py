@@ -17,7 +17,15 @@ import httpx
 import pytest
 
 from tests.support.e2e import E2EPeer, RosterMember
-from tests.support.servers import BrokerWorker, free_port, manage, migrate, server_env, throwaway_postgres_database
+from tests.support.servers import (
+    BrokerWorker,
+    extra_redis_server,
+    free_port,
+    manage,
+    migrate,
+    server_env,
+    throwaway_postgres_database,
+)
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -37,15 +45,27 @@ def e2e_database():
         yield url
 
 
+@pytest.fixture(params=["one Redis", "layer sharded over two Redis servers"])
+def channel_layer_urls(request, tmp_path):
+    """Every multi-worker test runs twice: on one Redis, and with the channel layer sharded over two (channels-redis
+    `hosts`; the cache and rate limits stay on the first)."""
+    if request.param == "one Redis":
+        yield REDIS_URL
+        return
+    with extra_redis_server(tmp_path) as second:
+        yield f"{REDIS_URL},{second}"
+
+
 @pytest.fixture
-def cluster(tmp_path, e2e_database):
+def cluster(tmp_path, e2e_database, channel_layer_urls):
     """Two workers sharing one database and one Redis, plus a roster of members."""
     ports = [free_port(), free_port()]
     started: list[BrokerWorker] = []
 
     def env_for(port: int, **extra: str) -> dict[str, str]:
         settings = {
-            "DATABASE_URL": e2e_database, "REDIS_URL": REDIS_URL, "CHANNEL_LAYER_PREFIX": f"e2e{secrets.token_hex(3)}",
+            "DATABASE_URL": e2e_database, "REDIS_URL": REDIS_URL, "CHANNEL_LAYER_REDIS_URLS": channel_layer_urls,
+            "CHANNEL_LAYER_PREFIX": f"e2e{secrets.token_hex(3)}",
             "BROKER_PRESENCE_LEASE_SECONDS": "4", "BROKER_HEARTBEAT_SECONDS": "1", "BROKER_SWEEP_SECONDS": "0.5",
             "BROKER_SEND_RATE_BURST": "100000", "MAX_CONNECTIONS_PER_MESH": "1000",
         }

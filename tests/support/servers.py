@@ -89,6 +89,24 @@ class BrokerWorker(ServerProcess):
 
 
 @contextmanager
+def extra_redis_server(tmp_path: Path) -> Iterator[str]:
+    """A second Redis server of our own on a free port (nothing kept on disk): the other shard of a sharded channel
+    layer. Its URL is yielded; it is shut down afterwards."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, proc=proc)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextmanager
 def throwaway_postgres_database(database_url: str, prefix: str) -> Iterator[str]:
     """A fresh database on the server of `database_url` (created through the maintenance DB, which always
     exists), its URL yielded, dropped afterwards even if clients are still connected."""
