@@ -66,6 +66,9 @@ class Presence(models.Model):
             models.Index(fields=["mesh", "disconnected_at"], name="presence_mesh_live_idx"),
             models.Index(fields=["worker_id", "disconnected_at"], name="presence_worker_live_idx"),
             models.Index(fields=["mesh", "session_id"], name="presence_mesh_session_idx"),
+            # A send batch finds its targets' live connections by key, not by scanning its mesh's live ones.
+            models.Index(fields=["member_pubkey"], name="presence_member_key_live_idx", condition=Q(disconnected_at=None)),
+            models.Index(fields=["session_pubkey"], name="presence_session_key_live_idx", condition=Q(disconnected_at=None)),
             models.Index(fields=["cwd"], name="presence_cwd_idx"),
             models.Index(fields=["session_pubkey"], name="presence_session_pubkey_idx"),
         ]

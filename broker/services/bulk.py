@@ -4,11 +4,13 @@ Postgres, plain statements on SQLite. Every function joins the caller's transact
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.db import connection, transaction
 from django.db.models import Count, Q
 
@@ -69,6 +71,22 @@ def topic_history_row(message: MessageRow, topic_id: str) -> tuple:
     )  # fmt: skip
 
 
+@contextmanager
+def prepared_cursor() -> Iterator[Any]:
+    """Postgres: a cursor whose statements are bound server-side and prepared (planned once per connection), for
+    the fixed SQL of the hot path; Django binds client-side and so has every query planned again. Errors come out
+    as Django's (IntegrityError and the rest), as from `connection.cursor()`."""
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:  # Django turns preparing off; only these cursors' statements are prepared
+        raw.prepare_threshold = 0
+        # Array parameters made Postgres plan each one again ("custom plans"); their generic plans are index
+        # lookups whatever the array's length. Client-side bound queries (the ORM's) are never prepared.
+        raw.execute("SET plan_cache_mode = force_generic_plan")
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+        yield cursor
+
+
 _message_values = operator.attrgetter(*MESSAGE_COLUMNS)  # row → tuple in C, in COPY column order
 _delivery_values = operator.attrgetter(*DELIVERY_COLUMNS)
 
@@ -113,8 +131,8 @@ def _insert_postgres(tables: list[tuple[Any, tuple[str, ...], list[tuple]]]) -> 
         params.extend(list(column) for column in zip(*rows, strict=True))
     *first, last = parts
     sql = (f"WITH {', '.join(f'i{n} AS ({part})' for n, part in enumerate(first))} " if first else "") + last
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, params, prepare=True)
 
 
 _BY_CLIENT_ID_SQL = (
@@ -131,10 +149,11 @@ def messages_by_client_id(keys: set[tuple[str, str]]) -> dict[tuple[str, str], s
         return {}
     pairs = sorted(keys)
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(
                 _BY_CLIENT_ID_SQL.format(t=connection.ops.quote_name(Message._meta.db_table)),
                 [[sender for sender, _ in pairs], [client for _, client in pairs]],
+                prepare=True,
             )
             return {(sender, client): message_id for sender, client, message_id in cursor.fetchall()}
     found = {}
@@ -197,10 +216,12 @@ def mark_delivered_postgres(
     table = connection.ops.quote_name(Delivery._meta.db_table)
     delivered = int(DeliveryState.DELIVERED)
     done = 0
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         if by_claim:
             message_ids, claimers = (list(column) for column in zip(*by_claim, strict=True))
-            cursor.execute(_MARK_BY_CLAIM_SQL.format(t=table), [delivered, now, message_ids, claimers, delivered])
+            cursor.execute(
+                _MARK_BY_CLAIM_SQL.format(t=table), [delivered, now, message_ids, claimers, delivered], prepare=True
+            )
             done += cursor.rowcount
         if by_ack:
             message_ids = [message_id for message_id, _, _ in by_ack]
@@ -208,6 +229,8 @@ def mark_delivered_postgres(
             keys = [key_set for _, _, key_set in by_ack]
             slots = max(1, max(len(k) for k in keys))
             columns = [[k[n] if n < len(k) else None for k in keys] for n in range(slots)]
-            cursor.execute(_mark_by_ack_sql(table, slots), [delivered, now, message_ids, members, *columns, delivered])
+            cursor.execute(
+                _mark_by_ack_sql(table, slots), [delivered, now, message_ids, members, *columns, delivered], prepare=True
+            )
             done += cursor.rowcount
     return done

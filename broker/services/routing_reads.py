@@ -13,6 +13,7 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 
 from broker.models import BrokerWorker, Presence
+from broker.services.bulk import prepared_cursor
 from broker.services.liveness import beat_cutoff, lease_cutoff, live_presences
 from meshes.models import Member
 
@@ -74,8 +75,8 @@ def member_rows(
 
 
 def _fetch(sql: str, params: list, json_columns: tuple[str, ...]) -> list[dict[str, Any]]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, params, prepare=True)
         names = [column.name for column in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     for row in rows:  # Django's Postgres connections hand jsonb over as text
