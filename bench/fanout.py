@@ -86,12 +86,17 @@ class Deliveries:
         self.latencies.setdefault(stamp.split("-", 1)[0], []).append(at - sent)
 
 
-async def _connect_all(roster, url: str, deliveries: Deliveries, groups_for=None) -> list[WirePeer]:
+def _ignore(stamp: str, at: float) -> None:
+    return None
+
+
+async def _connect_all(roster, url: str, deliveries: Deliveries, groups_for=None, counted=lambda i: True) -> list[WirePeer]:
+    """Every roster member, connected in turn; pushes are counted on the sockets `counted` picks."""
     peers = []
     for i, member in enumerate(roster.members):
         extra = {"groups": groups_for(i)} if groups_for else {}
         ws = await open_peer(url, roster.mesh_id, member, f"peer-{i}", **extra)
-        peers.append(WirePeer(ws, member, deliveries.pushed))
+        peers.append(WirePeer(ws, member, deliveries.pushed if counted(i) else _ignore))
     return peers
 
 
@@ -122,8 +127,10 @@ async def fanout(args) -> dict:
     roster = load_roster(args.roster)
     team = args.target == "@team"
     deliveries = Deliveries()
+    # Senders also get each other's multicasts; only the receivers' sockets are counted.
     peers = await _connect_all(roster, args.url, deliveries,
-                               groups_for=lambda i: [{"name": "team", "role": "member"}] if i % 2 else [])
+                               groups_for=lambda i: [{"name": "team", "role": "member"}] if i % 2 else [],
+                               counted=lambda i: i >= args.senders)
     senders = peers[: args.senders]
     receivers = [p for i, p in enumerate(peers) if i >= args.senders and (not team or i % 2)]
     expected = args.senders * args.msgs * len(receivers)
@@ -147,7 +154,6 @@ async def fanout(args) -> dict:
     await _wait_until(lambda: received() >= expected, args.timeout)
     elapsed = time.monotonic() - started
     measured = await _measure_stop(sampler, services, received())
-    # Senders also get each other's multicasts; only the receivers' sockets are counted.
     latencies = [lat for kind in counted for lat in deliveries.latencies.get(kind, ())]
     refused = sum((p.refused for p in senders), Counter())
     for peer in peers:
@@ -175,7 +181,7 @@ async def flood(args) -> dict:
             k, offset = 0, interval * n / len(trickle)
             while (due := began + offset + k * interval) < began + args.duration:
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
-                stamp = f"{phase}{n}-{k}"
+                stamp = f"{phase}-{n}-{k}"
                 deliveries.sent(stamp)
                 await peer.send(stamp, rng.choice(others).member.pubkey)
                 k += 1
@@ -196,7 +202,9 @@ async def flood(args) -> dict:
         return len(trickle) if stamp.startswith("f") and args.flood == "broadcast" else 1
 
     def settled() -> bool:
-        return all(deliveries.received[s] >= fanout_of(s) for peer in peers for s in peer.accepted)
+        answered = sum(len(peer.accepted) + sum(peer.refused.values()) for peer in peers)
+        return answered >= len(deliveries.sent_at) and all(
+            deliveries.received[s] >= fanout_of(s) for peer in peers for s in peer.accepted)
 
     await trickle_phase("b")
     await _wait_until(settled, args.timeout)
