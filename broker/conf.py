@@ -15,6 +15,10 @@ def get(name: str, default):
     return getattr(settings, name, default)
 
 
+def prepared_statements() -> bool:
+    return get("BROKER_PREPARED_STATEMENTS", True)
+
+
 def max_message_bytes() -> int:
     return get("BROKER_MAX_MESSAGE_BYTES", 65536)
 

@@ -14,6 +14,7 @@ import psycopg
 from django.db import connection, transaction
 from django.db.models import Count, Q
 
+from broker import conf
 from broker.models import Delivery, DeliveryState, Message, Priority
 from meshes.models import TopicMessage
 
@@ -73,16 +74,16 @@ def topic_history_row(message: MessageRow, topic_id: str) -> tuple:
 
 @contextmanager
 def prepared_cursor() -> Iterator[Any]:
-    """Postgres: a cursor whose statements are bound server-side and prepared (planned once per connection), for
-    the fixed SQL of the hot path; Django binds client-side and so has every query planned again. Errors come out
-    as Django's (IntegrityError and the rest), as from `connection.cursor()`."""
+    """Postgres: a cursor whose statements are bound server-side and prepared, for the fixed SQL of the hot path
+    (Django binds client-side, so each of its queries is parsed and planned anew). Errors come out as Django's
+    (IntegrityError and the rest), as from `connection.cursor()`."""
     connection.ensure_connection()
     raw = connection.connection
-    if raw.prepare_threshold is None:  # Django turns preparing off; only these cursors' statements are prepared
+    if raw.prepare_threshold is None and conf.prepared_statements():
+        # Django turns preparing off; only server-side bound statements (these) are prepared. Postgres still
+        # plans a query with array parameters for each call when that plan is cheaper (a generic plan would not
+        # see that 3 ids are not 10,000): what preparing saves there is the parse, and the whole plan of inserts.
         raw.prepare_threshold = 0
-        # Array parameters made Postgres plan each one again ("custom plans"); their generic plans are index
-        # lookups whatever the array's length. Client-side bound queries (the ORM's) are never prepared.
-        raw.execute("SET plan_cache_mode = force_generic_plan")
     with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
         yield cursor
 
@@ -140,7 +141,7 @@ def _insert_postgres(tables: list[tuple[Any, tuple[str, ...], list[tuple]]]) -> 
     *first, last = parts
     sql = (f"WITH {', '.join(f'i{n} AS ({part})' for n, part in enumerate(first))} " if first else "") + last
     with prepared_cursor() as cursor:
-        cursor.execute(sql, params, prepare=True)
+        cursor.execute(sql, params)
 
 
 _BY_CLIENT_ID_SQL = (
@@ -161,7 +162,6 @@ def messages_by_client_id(keys: set[tuple[str, str]]) -> dict[tuple[str, str], s
             cursor.execute(
                 _BY_CLIENT_ID_SQL.format(t=connection.ops.quote_name(Message._meta.db_table)),
                 [[sender for sender, _ in pairs], [client for _, client in pairs]],
-                prepare=True,
             )
             return {(sender, client): message_id for sender, client, message_id in cursor.fetchall()}
     found = {}
@@ -228,7 +228,7 @@ def mark_delivered_postgres(
         if by_claim:
             message_ids, claimers = (list(column) for column in zip(*by_claim, strict=True))
             cursor.execute(
-                _MARK_BY_CLAIM_SQL.format(t=table), [delivered, now, message_ids, claimers, delivered], prepare=True
+                _MARK_BY_CLAIM_SQL.format(t=table), [delivered, now, message_ids, claimers, delivered]
             )
             done += cursor.rowcount
         if by_ack:
@@ -238,7 +238,7 @@ def mark_delivered_postgres(
             slots = max(1, max(len(k) for k in keys))
             columns = [[k[n] if n < len(k) else None for k in keys] for n in range(slots)]
             cursor.execute(
-                _mark_by_ack_sql(table, slots), [delivered, now, message_ids, members, *columns, delivered], prepare=True
+                _mark_by_ack_sql(table, slots), [delivered, now, message_ids, members, *columns, delivered]
             )
             done += cursor.rowcount
     return done

@@ -76,7 +76,7 @@ def member_rows(
 
 def _fetch(sql: str, params: list, json_columns: tuple[str, ...]) -> list[dict[str, Any]]:
     with prepared_cursor() as cursor:
-        cursor.execute(sql, params, prepare=True)
+        cursor.execute(sql, params)
         names = [column.name for column in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     for row in rows:  # Django's Postgres connections hand jsonb over as text
