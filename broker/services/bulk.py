@@ -80,10 +80,11 @@ def prepared_cursor() -> Iterator[Any]:
     connection.ensure_connection()
     raw = connection.connection
     if raw.prepare_threshold is None and conf.prepared_statements():
-        # Django turns preparing off; only server-side bound statements (these) are prepared. Postgres still
-        # plans a query with array parameters for each call when that plan is cheaper (a generic plan would not
-        # see that 3 ids are not 10,000): what preparing saves there is the parse, and the whole plan of inserts.
+        # Django turns preparing off; only server-side bound statements (these) are prepared, and each is still
+        # planned for its own parameters: a cached generic plan, chosen while a table looked empty, seq-scanned
+        # the deliveries on every mark batch once the table had grown. Preparing saves the parse and rewrite.
         raw.prepare_threshold = 0
+        raw.execute("SET plan_cache_mode = force_custom_plan")
     with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
         yield cursor
 
