@@ -79,12 +79,13 @@ def prepared_cursor() -> Iterator[Any]:
     (IntegrityError and the rest), as from `connection.cursor()`."""
     connection.ensure_connection()
     raw = connection.connection
-    if raw.prepare_threshold is None and conf.prepared_statements():
+    if raw.prepare_threshold is None and conf.prepared_statements() and not connection.in_atomic_block:
         # Django turns preparing off; only server-side bound statements (these) are prepared, and each is still
         # planned for its own parameters: a cached generic plan, chosen while a table looked empty, seq-scanned
         # the deliveries on every mark batch once the table had grown. Preparing saves the parse and rewrite.
-        raw.prepare_threshold = 0
+        # Outside a transaction, so the setting cannot be rolled back while the connection goes on preparing.
         raw.execute("SET plan_cache_mode = force_custom_plan")
+        raw.prepare_threshold = 0
     with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
         yield cursor
 

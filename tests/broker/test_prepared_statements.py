@@ -27,4 +27,5 @@ def test_a_mark_batch_is_planned_for_its_ids_even_after_the_table_looked_empty()
             "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE 'UPDATE %%broker_delivery%%'"
         )
         plans = cursor.fetchall()
-    assert plans and all(generic == 0 and custom >= 12 for generic, custom in plans), plans
+    # (earlier tests on this connection may have prepared the same UPDATE for another number of session keys)
+    assert plans and all(generic == 0 for generic, _ in plans) and max(custom for _, custom in plans) >= 12, plans
