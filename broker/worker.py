@@ -70,9 +70,7 @@ class Worker:
             buckets=self.send_buckets,
             backlog_seconds=lambda: max(self.sends.batcher.backlog_seconds(), self.marks.batcher.backlog_seconds()),
         )
-        self.hooks = ConnectionHooks(
-            written=self.marks.written, acknowledged=self.marks.acknowledged, closed=self.closes.closed
-        )
+        self.hooks = ConnectionHooks(written=self.marks.written, acknowledged=self.marks.acknowledged, closed=self.closes.closed)
         self.sockets: weakref.WeakSet[Connection] = weakref.WeakSet()  # every open socket, said hello or not
         self._tasks: list[asyncio.Task] = []
         self._started = False
@@ -107,9 +105,7 @@ class Worker:
     async def shutdown(self, *, timeout: float = SHUTDOWN_CLOSE_SECONDS) -> None:
         """The process is going away: every socket hears 1001 `shutting down` (so its client reconnects at once,
         to another worker) and its presence is closed on the way out, state saved and rows released."""
-        closing = [
-            asyncio.ensure_future(conn.close(1001, "shutting down")) for conn in list(self.sockets) if not conn.closed
-        ]
+        closing = [asyncio.ensure_future(conn.close(1001, "shutting down")) for conn in list(self.sockets) if not conn.closed]
         if closing:
             _, late = await asyncio.wait(closing, timeout=timeout)
             if late:

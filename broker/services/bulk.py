@@ -229,9 +229,7 @@ def mark_delivered_postgres(
     with prepared_cursor() as cursor:
         if by_claim:
             message_ids, claimers = (list(column) for column in zip(*by_claim, strict=True))
-            cursor.execute(
-                _MARK_BY_CLAIM_SQL.format(t=table), [delivered, now, message_ids, claimers, delivered]
-            )
+            cursor.execute(_MARK_BY_CLAIM_SQL.format(t=table), [delivered, now, message_ids, claimers, delivered])
             done += cursor.rowcount
         if by_ack:
             message_ids = [message_id for message_id, _, _ in by_ack]
@@ -239,8 +237,6 @@ def mark_delivered_postgres(
             keys = [key_set for _, _, key_set in by_ack]
             slots = max(1, max(len(k) for k in keys))
             columns = [[k[n] if n < len(k) else None for k in keys] for n in range(slots)]
-            cursor.execute(
-                _mark_by_ack_sql(table, slots), [delivered, now, message_ids, members, *columns, delivered]
-            )
+            cursor.execute(_mark_by_ack_sql(table, slots), [delivered, now, message_ids, members, *columns, delivered])
             done += cursor.rowcount
     return done

@@ -70,18 +70,13 @@ def deliveries_claim(*, presence_id: str, member_id: str, keys: list[str]) -> li
     undelivered().filter(pk__in=ids, state=DeliveryState.PENDING).update(
         state=DeliveryState.IN_FLIGHT, claimed_by=presence_id, claimed_at=now
     )
-    rows = Message.objects.filter(deliveries__id__in=ids, deliveries__claimed_by=presence_id).order_by(
-        "created_at", "id"
-    )
-    allowed = _allowed_by_grants(
-        list(rows.distinct()), grants=presence["member__peer_grants"], member_id=member_id, claimed_ids=ids
-    )
+    rows = Message.objects.filter(deliveries__id__in=ids, deliveries__claimed_by=presence_id).order_by("created_at", "id")
+    allowed = _allowed_by_grants(list(rows.distinct()), grants=presence["member__peer_grants"], member_id=member_id,
+                                 claimed_ids=ids)
     return [wire.message_push(m) for m in allowed]
 
 
-def _allowed_by_grants(
-    messages: list[Message], *, grants: Any, member_id: str, claimed_ids: list[int]
-) -> list[Message]:
+def _allowed_by_grants(messages: list[Message], *, grants: Any, member_id: str, claimed_ids: list[int]) -> list[Message]:
     """[PY] §10 item 6: a drain applies the recipient's grants as they are now (a sender blocked after its
     message was queued is blocked for it too). A refused row is dropped, as a live push would have been."""
     if not grants:
@@ -91,14 +86,9 @@ def _allowed_by_grants(
     allowed, refused = [], []
     for message in messages:
         capability = message_capability(target_spec=message.target_spec, subtype=message.subtype)
-        if (
-            capability is None
-            or message.sender_member_id == member_id
-            or vocabulary.grants_allow(
-                grants,
-                sender_keys=(member_keys.get(message.sender_member_id), message.sender_session_pubkey),
-                capability=capability,
-            )
+        if capability is None or message.sender_member_id == member_id or vocabulary.grants_allow(
+            grants, sender_keys=(member_keys.get(message.sender_member_id), message.sender_session_pubkey),
+            capability=capability,
         ):
             allowed.append(message)
         else:
@@ -142,10 +132,8 @@ def deliveries_mark_delivered(*, marks: list[DeliveredMark]) -> int:
 
 def deliveries_release(*, presence_id: str) -> int:
     """Unacknowledged rows of a closed connection go back to pending (re-sent on the next drain)."""
-    return (
-        undelivered()
-        .filter(state=DeliveryState.IN_FLIGHT, claimed_by=presence_id)
-        .update(state=DeliveryState.PENDING, claimed_by=None, claimed_at=None)
+    return undelivered().filter(state=DeliveryState.IN_FLIGHT, claimed_by=presence_id).update(
+        state=DeliveryState.PENDING, claimed_by=None, claimed_at=None
     )
 
 

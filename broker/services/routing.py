@@ -88,9 +88,7 @@ def recipient_allows(member: dict[str, Any], item: SendInput) -> bool:
     """The recipient's grants let this send reach it (the one rule of every live, queued and drained path)."""
     capability = message_capability(target_spec=item.target_spec, subtype=item.subtype)
     return capability is None or vocabulary.grants_allow(
-        member["peer_grants"],
-        sender_keys=(item.sender.member_pubkey, item.sender.session_pubkey),
-        capability=capability,
+        member["peer_grants"], sender_keys=(item.sender.member_pubkey, item.sender.session_pubkey), capability=capability
     )
 
 
@@ -119,8 +117,8 @@ def _can_take_now(presence: dict[str, Any], priority: str, now: datetime) -> boo
 class RoutingContext:
     now: datetime
     worker_id: str
-    live: dict[str, list[dict[str, Any]]]  # mesh id → live connections, oldest first
-    saved: dict[str, dict[str, Any]]  # member id → saved groups / visibility (multicast only)
+    live: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # mesh id → live connections, oldest first
+    saved: dict[str, dict[str, Any]] = field(default_factory=dict)  # member id → saved groups / visibility (multicast)
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
     member_by_pubkey: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     session_owner: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -176,7 +174,7 @@ def routing_context(*, inputs: list[SendInput], worker_id: str, now: datetime) -
 
 
 def _direct_context(inputs, mesh_ids: set[str], targets: set[str], worker_id: str, now: datetime) -> RoutingContext:
-    ctx = RoutingContext(now, worker_id, {}, saved={})
+    ctx = RoutingContext(now, worker_id)
     ctx.add_live(live_presence_rows(now=now, mesh_ids=mesh_ids, pubkeys=targets))
     owners = set(ctx.live_by_member)  # the targets themselves, and the owners of targeted session keys
     ctx.add_members(member_rows(mesh_ids=mesh_ids, pubkeys=targets, ids=owners))
@@ -196,7 +194,7 @@ def _multicast_context(inputs, mesh_ids: set[str], worker_id: str, now: datetime
         row["member_id"]: row
         for row in PeerState.objects.filter(mesh_id__in=mesh_ids).values("member_id", "groups", "visible")
     }
-    ctx = RoutingContext(now, worker_id, {}, saved=saved)
+    ctx = RoutingContext(now, worker_id, saved=saved)
     ctx.add_live(live_presence_rows(now=now, mesh_ids=mesh_ids))
     ctx.add_members(member_rows(mesh_ids=mesh_ids))
     ctx.adopt_offline_sessions(_session_history(ctx, inputs, mesh_ids))
@@ -239,7 +237,9 @@ def plan_direct(item: SendInput, ctx: RoutingContext, message_id: str, reach: Re
         if owner_id is None or (target == sender.session_pubkey and not reminder):
             raise SendRejected(NO_PEER, "no_recipient")
         member = ctx.members[owner_id]
-        candidates = [p for p in ctx.live_by_session.get((sender.mesh_id, target), ()) if p["id"] != sender.presence_id]
+        candidates = [
+            p for p in ctx.live_by_session.get((sender.mesh_id, target), ()) if p["id"] != sender.presence_id
+        ]
         if candidates:
             recipient_session = target
         else:
@@ -319,10 +319,8 @@ def plan_multicast(item: SendInput, ctx: RoutingContext, message_id: str, reach:
             deliveries.append(delivery)
     # Better than the reference: matching members who are offline get it when they come back.
     for member in ctx.members.values():
-        if (
-            member["mesh_id"] != sender.mesh_id
-            or member["id"] in online_members
-            or (member["id"] == sender.member_id and not webhook)
+        if member["mesh_id"] != sender.mesh_id or member["id"] in online_members or (
+            member["id"] == sender.member_id and not webhook
         ):
             continue
         saved = ctx.saved.get(member["id"])
